@@ -1,0 +1,374 @@
+//! The runtime configuration: flags, environment and file merged, validated,
+//! and turned into the internal model the rest of the crate uses.
+//!
+//! Every problem is collected; [`Config::load`] returns them all at once.
+
+pub mod cli;
+pub mod file;
+
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use http::Uri;
+
+pub use cli::{Cli, Command, DemoArgs, ProxyArgs};
+use file::FileValues;
+
+/// Default downstream listener.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default deadline for one call to one node.
+pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default deadline for forwarded requests (connect and each read).
+pub const DEFAULT_FORWARD_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default cap on one node's body for one call (256 MiB).
+pub const DEFAULT_MAX_NODE_BODY_BYTES: usize = 256 * 1024 * 1024;
+/// Default cap on the jobs read from one node for one job list.
+pub const DEFAULT_MAX_NODE_JOBS: usize = 5_000_000;
+
+/// The validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Downstream listener address (port 0: pick a free port).
+    pub listen: SocketAddr,
+    /// The engine nodes, in configured order.
+    pub nodes: Vec<Node>,
+    /// Deadline for one call to one node (connect, headers and body).
+    pub upstream_timeout: Duration,
+    /// Deadline for a forwarded request's connect and each of its reads.
+    pub forward_timeout: Duration,
+    /// Serve a marked partial job list when some nodes fail.
+    pub allow_partial: bool,
+    /// Send the node's address as `Host` instead of the downstream's.
+    pub rewrite_host: bool,
+    /// Largest body read from one node for one call.
+    pub max_node_body_bytes: usize,
+    /// Most jobs read from one node for one job list.
+    pub max_node_jobs: usize,
+    /// Proxy worker threads.
+    pub threads: usize,
+    /// Log output format.
+    pub log_format: LogFormat,
+}
+
+/// One engine node, as configured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Node {
+    /// Position in the configured list; the cluster order's node index.
+    pub index: usize,
+    /// The URL as configured, normalised to `http://host:port`; names the
+    /// node in errors and logs.
+    pub url: String,
+    /// `host:port` as configured, sent as `Host` when rewriting.
+    pub authority: String,
+    /// The resolved address connections go to.
+    pub addr: SocketAddr,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Every problem found in a configuration.
+#[derive(Debug)]
+pub struct ConfigErrors(pub Vec<String>);
+
+/// The configuration before validation: each value as a flag would carry it.
+struct Raw<'a> {
+    args: &'a ProxyArgs,
+    file: FileValues,
+}
+
+// === impl Config ===
+
+impl Config {
+    /// Merges `args` (flags and environment, already merged by clap) with the
+    /// file named by `--config`, applies defaults and validates everything.
+    pub fn load(args: &ProxyArgs) -> Result<Config, ConfigErrors> {
+        let mut problems = Vec::new();
+        let file = match &args.config {
+            Some(path) => FileValues::read(path, &mut problems),
+            None => FileValues::default(),
+        };
+        let raw = Raw { args, file };
+
+        let listen = raw.listen(&mut problems);
+        let nodes = raw.nodes(&mut problems);
+        let upstream_timeout = raw.duration(
+            "upstream-timeout",
+            &args.upstream_timeout,
+            DEFAULT_UPSTREAM_TIMEOUT,
+            &mut problems,
+        );
+        let forward_timeout = raw.duration(
+            "forward-timeout",
+            &args.forward_timeout,
+            DEFAULT_FORWARD_TIMEOUT,
+            &mut problems,
+        );
+        let allow_partial = raw.boolean("allow-partial", &args.allow_partial, &mut problems);
+        let rewrite_host = raw.boolean("rewrite-host", &args.rewrite_host, &mut problems);
+        let max_node_body_bytes = raw.count(
+            "max-node-body-bytes",
+            &args.max_node_body_bytes,
+            DEFAULT_MAX_NODE_BODY_BYTES,
+            &mut problems,
+        );
+        let max_node_jobs =
+            raw.count("max-node-jobs", &args.max_node_jobs, DEFAULT_MAX_NODE_JOBS, &mut problems);
+        let threads = raw.count("threads", &args.threads, default_threads(), &mut problems);
+        let log_format = raw.log_format(&mut problems);
+
+        if !problems.is_empty() {
+            return Err(ConfigErrors(problems));
+        }
+        Ok(Config {
+            listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            nodes,
+            upstream_timeout,
+            forward_timeout,
+            allow_partial,
+            rewrite_host,
+            max_node_body_bytes,
+            max_node_jobs,
+            threads,
+            log_format,
+        })
+    }
+
+    /// The log format alone, for setting up logging before the rest of the
+    /// configuration is validated (falls back to text).
+    pub fn peek_log_format(args: &ProxyArgs) -> LogFormat {
+        let mut ignored = Vec::new();
+        let file = match &args.config {
+            Some(path) => FileValues::read(path, &mut ignored),
+            None => FileValues::default(),
+        };
+        Raw { args, file }.log_format(&mut ignored)
+    }
+}
+
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map(usize::from).unwrap_or(1)
+}
+
+// === impl Raw ===
+
+impl Raw<'_> {
+    fn pick<'v>(&'v self, key: &str, flag: &'v Option<String>) -> Option<&'v str> {
+        flag.as_deref().or_else(|| self.file.scalar(key))
+    }
+
+    fn listen(&self, problems: &mut Vec<String>) -> Option<SocketAddr> {
+        let value = self.pick("listen", &self.args.listen).unwrap_or(DEFAULT_LISTEN);
+        match value.parse() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                problems.push(format!("listen: `{value}` is not an IP:PORT address"));
+                None
+            }
+        }
+    }
+
+    fn nodes(&self, problems: &mut Vec<String>) -> Vec<Node> {
+        let urls: &[String] = if !self.args.upstream.is_empty() {
+            &self.args.upstream
+        } else {
+            self.file.upstream.as_deref().unwrap_or_default()
+        };
+        let urls: Vec<&str> = urls.iter().map(|u| u.trim()).filter(|u| !u.is_empty()).collect();
+        if urls.is_empty() {
+            problems.push("upstream: at least one engine node is required".to_string());
+        }
+        let mut nodes = Vec::with_capacity(urls.len());
+        for url in urls {
+            match Node::parse(nodes.len(), url) {
+                Ok(node) if nodes.iter().any(|n: &Node| n.url == node.url) => {
+                    problems.push(format!("upstream: `{url}` is listed twice"));
+                }
+                Ok(node) => nodes.push(node),
+                Err(e) => problems.push(format!("upstream: `{url}`: {e}")),
+            }
+        }
+        nodes
+    }
+
+    fn duration(
+        &self,
+        key: &str,
+        flag: &Option<String>,
+        default: Duration,
+        problems: &mut Vec<String>,
+    ) -> Duration {
+        let Some(value) = self.pick(key, flag) else {
+            return default;
+        };
+        match humantime::parse_duration(value.trim()) {
+            Ok(d) if d.is_zero() => {
+                problems.push(format!("{key}: must be greater than zero"));
+                default
+            }
+            Ok(d) => d,
+            Err(e) => {
+                problems.push(format!("{key}: `{value}` is not a duration like 2s or 500ms ({e})"));
+                default
+            }
+        }
+    }
+
+    fn boolean(&self, key: &str, flag: &Option<String>, problems: &mut Vec<String>) -> bool {
+        match self.pick(key, flag).map(str::trim) {
+            None => false,
+            Some("true" | "1" | "yes" | "on") => true,
+            Some("false" | "0" | "no" | "off") => false,
+            Some(other) => {
+                problems.push(format!("{key}: `{other}` is not true or false"));
+                false
+            }
+        }
+    }
+
+    fn count(
+        &self,
+        key: &str,
+        flag: &Option<String>,
+        default: usize,
+        problems: &mut Vec<String>,
+    ) -> usize {
+        let Some(value) = self.pick(key, flag) else {
+            return default;
+        };
+        match value.trim().parse::<usize>() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                problems.push(format!("{key}: `{value}` is not a positive integer"));
+                default
+            }
+        }
+    }
+
+    fn log_format(&self, problems: &mut Vec<String>) -> LogFormat {
+        match self.pick("log-format", &self.args.log_format).map(str::trim) {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                problems.push(format!("log-format: `{other}` is not text or json"));
+                LogFormat::Text
+            }
+        }
+    }
+}
+
+// === impl Node ===
+
+impl Node {
+    /// Parses `http://host:port` (the port defaults to 80) and resolves it.
+    pub fn parse(index: usize, url: &str) -> Result<Node, String> {
+        let uri: Uri = url.parse().map_err(|e| format!("not a URL ({e})"))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some("https") => {
+                return Err("https to the nodes is not supported yet; use http".to_string())
+            }
+            _ => return Err("must start with http://".to_string()),
+        }
+        if uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
+            return Err("must not carry a path or query (the sidecar adds /ges/...)".to_string());
+        }
+        let authority = uri.authority().ok_or("has no host")?;
+        let port = authority.port_u16().unwrap_or(80);
+        let host = authority.host();
+        let authority = format!("{host}:{port}");
+        let addr = authority
+            .to_socket_addrs()
+            .map_err(|e| format!("cannot resolve `{host}`: {e}"))?
+            .next()
+            .ok_or_else(|| format!("`{host}` resolves to no address"))?;
+        Ok(Node { index, url: format!("http://{authority}"), authority, addr })
+    }
+}
+
+impl fmt::Display for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.url)
+    }
+}
+
+// === impl ConfigErrors ===
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid configuration ({} problem(s)):", self.0.len())?;
+        for problem in &self.0 {
+            writeln!(f, "  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(upstream: &[&str]) -> ProxyArgs {
+        ProxyArgs { upstream: upstream.iter().map(|s| s.to_string()).collect(), ..Default::default() }
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let config = Config::load(&args(&["http://127.0.0.1:9001"])).expect("valid");
+        assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(config.upstream_timeout, DEFAULT_UPSTREAM_TIMEOUT);
+        assert!(!config.allow_partial);
+        assert_eq!(config.nodes[0].url, "http://127.0.0.1:9001");
+    }
+
+    #[test]
+    fn every_problem_is_listed() {
+        let mut a = args(&["ftp://x", "http://127.0.0.1:1/path"]);
+        a.upstream_timeout = Some("fast".into());
+        a.listen = Some("nowhere".into());
+        a.allow_partial = Some("maybe".into());
+        let errors = Config::load(&a).expect_err("invalid").0;
+        assert_eq!(errors.len(), 5, "{errors:?}");
+    }
+
+    #[test]
+    fn no_upstream_is_a_problem() {
+        let errors = Config::load(&args(&[])).expect_err("invalid").0;
+        assert!(errors[0].contains("at least one engine node"), "{errors:?}");
+    }
+
+    #[test]
+    fn node_urls_are_normalised_and_indexed() {
+        let config =
+            Config::load(&args(&["http://127.0.0.1", "http://127.0.0.1:81/"])).expect("valid");
+        assert_eq!(config.nodes[0].url, "http://127.0.0.1:80");
+        assert_eq!(config.nodes[1].url, "http://127.0.0.1:81");
+        assert_eq!(config.nodes[1].index, 1);
+    }
+
+    #[test]
+    fn flags_beat_the_file() {
+        let dir = std::env::temp_dir().join(format!("ges-sidecar-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("c.toml");
+        let text = "upstream = [\"http://127.0.0.1:7000\"]\nupstream-timeout = \"9s\"\n\
+                    allow-partial = true\n";
+        std::fs::write(&path, text).expect("write file");
+        let mut a = args(&[]);
+        a.config = Some(path);
+        a.upstream_timeout = Some("300ms".into());
+        let config = Config::load(&a).expect("valid");
+        assert_eq!(config.upstream_timeout, Duration::from_millis(300));
+        assert!(config.allow_partial, "file value used when no flag");
+        assert_eq!(config.nodes[0].url, "http://127.0.0.1:7000");
+    }
+}

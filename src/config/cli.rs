@@ -1,0 +1,128 @@
+//! The command line: flags, their environment variables, and the `demo`
+//! subcommand. Values stay strings here; `config` validates them all at once.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// ges-sidecar: one engine's API in front of every engine node of a GES graph.
+///
+/// Precedence: flags > environment variables > the file given with --config >
+/// built-in defaults.
+#[derive(Debug, Parser)]
+#[command(name = "ges-sidecar", version, about, long_about = None)]
+pub struct Cli {
+    /// Options of the proxy (also used by `demo`).
+    #[command(flatten)]
+    pub proxy: ProxyArgs,
+
+    /// What to run; without a subcommand the sidecar runs.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start a small cluster of stand-in engine nodes in-process and the
+    /// sidecar in front of them, and print URLs to try.
+    Demo(DemoArgs),
+}
+
+/// The options of the proxy. Every one is also an environment variable and a
+/// key of the TOML file (the long flag name without the dashes in front).
+#[derive(Debug, Default, Args)]
+pub struct ProxyArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "GES_SIDECAR_CONFIG", value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+
+    /// Downstream listener address [default: 127.0.0.1:8080]. Port 0 picks a
+    /// free port; the chosen address is logged.
+    #[arg(long, env = "GES_SIDECAR_LISTEN", value_name = "ADDR", global = true)]
+    pub listen: Option<String>,
+
+    /// An engine node, as http://HOST:PORT; repeat for each node. The order is
+    /// the node index used by the cluster order (0, 1, ...). The environment
+    /// variable takes a comma-separated list.
+    #[arg(
+        long = "upstream",
+        env = "GES_SIDECAR_UPSTREAM",
+        value_name = "URL",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub upstream: Vec<String>,
+
+    /// Deadline for one node's answer to one call, e.g. 2s or 500ms [default: 5s].
+    #[arg(long, env = "GES_SIDECAR_UPSTREAM_TIMEOUT", value_name = "DURATION", global = true)]
+    pub upstream_timeout: Option<String>,
+
+    /// Deadline for a forwarded request's node to start and continue
+    /// answering (connect, then each read), e.g. 60s [default: 60s].
+    #[arg(long, env = "GES_SIDECAR_FORWARD_TIMEOUT", value_name = "DURATION", global = true)]
+    pub forward_timeout: Option<String>,
+
+    /// Serve a marked partial job list when some nodes fail [default: false].
+    #[arg(
+        long,
+        env = "GES_SIDECAR_ALLOW_PARTIAL",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        global = true
+    )]
+    pub allow_partial: Option<String>,
+
+    /// Send the node's own address as `Host` to the nodes instead of the
+    /// downstream `Host` [default: false].
+    #[arg(
+        long,
+        env = "GES_SIDECAR_REWRITE_HOST",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        global = true
+    )]
+    pub rewrite_host: Option<String>,
+
+    /// Largest body accepted from one node for one call, in bytes
+    /// [default: 268435456].
+    #[arg(long, env = "GES_SIDECAR_MAX_NODE_BODY_BYTES", value_name = "BYTES", global = true)]
+    pub max_node_body_bytes: Option<String>,
+
+    /// Most jobs read from one node for one job list; a node holding more
+    /// fails the request [default: 5000000].
+    #[arg(long, env = "GES_SIDECAR_MAX_NODE_JOBS", value_name = "N", global = true)]
+    pub max_node_jobs: Option<String>,
+
+    /// Worker threads of the proxy [default: the CPUs available].
+    #[arg(long, env = "GES_SIDECAR_THREADS", value_name = "N", global = true)]
+    pub threads: Option<String>,
+
+    /// Log format: text or json [default: text]. The level comes from RUST_LOG
+    /// (default: info for the sidecar, warn for its dependencies).
+    #[arg(long, env = "GES_SIDECAR_LOG_FORMAT", value_name = "FORMAT", global = true)]
+    pub log_format: Option<String>,
+}
+
+/// Options of `demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Number of stand-in engine nodes.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub nodes: u16,
+
+    /// Jobs held by each node.
+    #[arg(long, default_value_t = 2000)]
+    pub jobs: usize,
+
+    /// Response dialect of the nodes: memory, persistence, legacy, or mixed
+    /// (node i speaks memory, persistence, legacy, ... in turn).
+    #[arg(long, default_value = "memory")]
+    pub dialect: String,
+
+    /// The graph name the stand-in nodes serve.
+    #[arg(long, default_value = "movies")]
+    pub graph: String,
+}
