@@ -164,13 +164,20 @@ impl JobLists {
                 Ok(node_pages) => pages.push((node.index, node_pages)),
                 Err(kind) => {
                     debug!(node = %node.url, error = %kind, "Node failed");
-                    failures.push(NodeFailure { index: node.index, node: node.url.clone(), kind })
+                    failures.push(NodeFailure {
+                        index: node.index,
+                        node: node.url.clone(),
+                        kind,
+                    })
                 }
             }
         }
         stats.failed_nodes = failures.len() as u64;
-        stats.jobs_fetched =
-            pages.iter().flat_map(|(_, p)| p).map(|p| p.jobs.len() as u64).sum::<u64>();
+        stats.jobs_fetched = pages
+            .iter()
+            .flat_map(|(_, p)| p)
+            .map(|p| p.jobs.len() as u64)
+            .sum::<u64>();
 
         if pages.is_empty() {
             if let Some(answer) = relay_common_rejection(&failures) {
@@ -183,7 +190,10 @@ impl JobLists {
 
         let parts: Vec<merge::Part<'_>> = pages
             .iter()
-            .map(|(index, pages)| merge::Part { node: *index as u32, pages })
+            .map(|(index, pages)| merge::Part {
+                node: *index as u32,
+                pages,
+            })
             .collect();
         let merged = merge::merge(&parts, query);
         stats.jobs_returned = merged.jobs.len() as u64;
@@ -193,7 +203,14 @@ impl JobLists {
             let names: Vec<&str> = failures.iter().map(|f| f.node.as_str()).collect();
             headers.push((FAILED_NODES_HEADER, names.join(", ")));
         }
-        (Ok(Answer { status: 200, headers, body }), stats)
+        (
+            Ok(Answer {
+                status: 200,
+                headers,
+                body,
+            }),
+            stats,
+        )
     }
 
     /// Reads one node's whole part; also returns the number of calls made.
@@ -244,7 +261,11 @@ fn relay_common_rejection(failures: &[NodeFailure]) -> Option<Answer> {
             Some(_) => return None,
         }
     }
-    first.map(|(status, _, body)| Answer { status, headers: Vec::new(), body: body.clone() })
+    first.map(|(status, _, body)| Answer {
+        status,
+        headers: Vec::new(),
+        body: body.clone(),
+    })
 }
 
 // === impl FailureKind ===
@@ -275,9 +296,16 @@ impl fmt::Display for FailureKind {
         match self {
             Self::Connect(detail) => write!(f, "cannot connect: {detail}"),
             Self::Timeout(d) => {
-                write!(f, "no complete answer within {}", humantime::format_duration(*d))
+                write!(
+                    f,
+                    "no complete answer within {}",
+                    humantime::format_duration(*d)
+                )
             }
-            Self::Status { status, code: Some(code) } => write!(f, "answered HTTP {status} {code}"),
+            Self::Status {
+                status,
+                code: Some(code),
+            } => write!(f, "answered HTTP {status} {code}"),
             Self::Status { status, code: None } => write!(f, "answered HTTP {status}"),
             Self::Rejected { status, code, .. } => write!(f, "answered HTTP {status} {code}"),
             Self::Broken(detail) => write!(f, "connection broke: {detail}"),

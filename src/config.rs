@@ -119,8 +119,12 @@ impl Config {
             DEFAULT_MAX_NODE_BODY_BYTES,
             &mut problems,
         );
-        let max_node_jobs =
-            raw.count("max-node-jobs", &args.max_node_jobs, DEFAULT_MAX_NODE_JOBS, &mut problems);
+        let max_node_jobs = raw.count(
+            "max-node-jobs",
+            &args.max_node_jobs,
+            DEFAULT_MAX_NODE_JOBS,
+            &mut problems,
+        );
         let threads = raw.count("threads", &args.threads, default_threads(), &mut problems);
         let log_format = raw.log_format(&mut problems);
 
@@ -154,7 +158,9 @@ impl Config {
 }
 
 fn default_threads() -> usize {
-    std::thread::available_parallelism().map(usize::from).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(usize::from)
+        .unwrap_or(1)
 }
 
 // === impl Raw ===
@@ -165,7 +171,9 @@ impl Raw<'_> {
     }
 
     fn listen(&self, problems: &mut Vec<String>) -> Option<SocketAddr> {
-        let value = self.pick("listen", &self.args.listen).unwrap_or(DEFAULT_LISTEN);
+        let value = self
+            .pick("listen", &self.args.listen)
+            .unwrap_or(DEFAULT_LISTEN);
         match value.parse() {
             Ok(addr) => Some(addr),
             Err(_) => {
@@ -181,7 +189,11 @@ impl Raw<'_> {
         } else {
             self.file.upstream.as_deref().unwrap_or_default()
         };
-        let urls: Vec<&str> = urls.iter().map(|u| u.trim()).filter(|u| !u.is_empty()).collect();
+        let urls: Vec<&str> = urls
+            .iter()
+            .map(|u| u.trim())
+            .filter(|u| !u.is_empty())
+            .collect();
         if urls.is_empty() {
             problems.push("upstream: at least one engine node is required".to_string());
         }
@@ -215,7 +227,9 @@ impl Raw<'_> {
             }
             Ok(d) => d,
             Err(e) => {
-                problems.push(format!("{key}: `{value}` is not a duration like 2s or 500ms ({e})"));
+                problems.push(format!(
+                    "{key}: `{value}` is not a duration like 2s or 500ms ({e})"
+                ));
                 default
             }
         }
@@ -253,7 +267,10 @@ impl Raw<'_> {
     }
 
     fn log_format(&self, problems: &mut Vec<String>) -> LogFormat {
-        match self.pick("log-format", &self.args.log_format).map(str::trim) {
+        match self
+            .pick("log-format", &self.args.log_format)
+            .map(str::trim)
+        {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
             Some(other) => {
@@ -289,7 +306,12 @@ impl Node {
             .map_err(|e| format!("cannot resolve `{host}`: {e}"))?
             .next()
             .ok_or_else(|| format!("`{host}` resolves to no address"))?;
-        Ok(Node { index, url: format!("http://{authority}"), authority, addr })
+        Ok(Node {
+            index,
+            url: format!("http://{authority}"),
+            authority,
+            addr,
+        })
     }
 }
 
@@ -318,7 +340,10 @@ mod tests {
     use super::*;
 
     fn args(upstream: &[&str]) -> ProxyArgs {
-        ProxyArgs { upstream: upstream.iter().map(|s| s.to_string()).collect(), ..Default::default() }
+        ProxyArgs {
+            upstream: upstream.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
     }
 
     #[test]

@@ -39,7 +39,9 @@ pub fn run(mut args: ProxyArgs, demo: &DemoArgs) -> ExitCode {
 
     let graph = demo.graph.clone();
     let jobs = demo.jobs;
-    let result = server::run(&config, move |listen| print_banner(listen, &urls, &graph, jobs));
+    let result = server::run(&config, move |listen| {
+        print_banner(listen, &urls, &graph, jobs)
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -60,52 +62,62 @@ fn dialects(name: &str, nodes: u16) -> Result<Vec<Dialect>, String> {
 }
 
 /// Starts the nodes on a runtime of their own thread; returns their URLs.
-fn start_nodes(dialects: Vec<Dialect>, count: usize, graph: String) -> std::io::Result<Vec<String>> {
+fn start_nodes(
+    dialects: Vec<Dialect>,
+    count: usize,
+    graph: String,
+) -> std::io::Result<Vec<String>> {
     let (tx, rx) = mpsc::channel();
-    std::thread::Builder::new().name("demo-engines".into()).spawn(move || {
-        let runtime = match tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt,
-            Err(e) => {
-                let _ = tx.send(Err(e));
-                return;
-            }
-        };
-        runtime.block_on(async move {
-            let mut nodes = Vec::new();
-            for (i, dialect) in dialects.into_iter().enumerate() {
-                let options = EngineOptions {
-                    dialect,
-                    graph: graph.clone(),
-                    name: format!("engine-{i}"),
-                    required_token: None,
-                };
-                let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-                match EngineNode::start(loopback, options).await {
-                    Ok(node) => {
-                        node.set_jobs(jobs::generate(dialect, count, i as u64 + 1, &graph));
-                        nodes.push(node);
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                        return;
+    std::thread::Builder::new()
+        .name("demo-engines".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let mut nodes = Vec::new();
+                for (i, dialect) in dialects.into_iter().enumerate() {
+                    let options = EngineOptions {
+                        dialect,
+                        graph: graph.clone(),
+                        name: format!("engine-{i}"),
+                        required_token: None,
+                    };
+                    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+                    match EngineNode::start(loopback, options).await {
+                        Ok(node) => {
+                            node.set_jobs(jobs::generate(dialect, count, i as u64 + 1, &graph));
+                            nodes.push(node);
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            return;
+                        }
                     }
                 }
-            }
-            let _ = tx.send(Ok(nodes.iter().map(EngineNode::url).collect()));
-            // Serve until the process exits.
-            std::future::pending::<()>().await;
-        });
-    })?;
-    rx.recv().map_err(|_| std::io::Error::other("the node thread ended early"))?
+                let _ = tx.send(Ok(nodes.iter().map(EngineNode::url).collect()));
+                // Serve until the process exits.
+                std::future::pending::<()>().await;
+            });
+        })?;
+    rx.recv()
+        .map_err(|_| std::io::Error::other("the node thread ended early"))?
 }
 
 fn print_banner(listen: SocketAddr, urls: &[String], graph: &str, jobs: usize) {
     let base = format!("http://{listen}/ges/v1.0/{PROJECT}/graphs/{graph}");
-    println!("ges-sidecar demo: {} stand-in engine nodes, {jobs} jobs each", urls.len());
+    println!(
+        "ges-sidecar demo: {} stand-in engine nodes, {jobs} jobs each",
+        urls.len()
+    );
     for (i, url) in urls.iter().enumerate() {
         println!("  node {i}: {url}");
     }

@@ -21,6 +21,7 @@ pub mod jobs;
 
 mod api;
 mod fault;
+mod json;
 mod reply;
 mod state;
 #[cfg(test)]
@@ -154,9 +155,7 @@ impl FromStr for Dialect {
         [Dialect::Memory, Dialect::Persistence, Dialect::Legacy]
             .into_iter()
             .find(|d| d.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| {
-                format!("unknown dialect {s:?}: expected memory, persistence or legacy")
-            })
+            .ok_or_else(|| format!("unknown dialect {s:?}: expected memory, persistence or legacy"))
     }
 }
 
@@ -277,7 +276,11 @@ impl fmt::Debug for EngineNode {
     }
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<()>) {
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<()>,
+) {
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -298,7 +301,11 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut shutdown: w
     debug!("Accept loop stopped");
 }
 
-async fn serve_connection(stream: TcpStream, shared: Arc<Shared>, mut shutdown: watch::Receiver<()>) {
+async fn serve_connection(
+    stream: TcpStream,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<()>,
+) {
     // Small answers must not wait for Nagle; failing to set it only costs latency.
     let _ = stream.set_nodelay(true);
 

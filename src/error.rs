@@ -139,25 +139,41 @@ mod tests {
     use crate::aggregate::FailureKind;
 
     fn failure(kind: FailureKind) -> NodeFailure {
-        NodeFailure { index: 1, node: "http://10.0.0.2:80".into(), kind }
+        NodeFailure {
+            index: 1,
+            node: "http://10.0.0.2:80".into(),
+            kind,
+        }
     }
 
     #[test]
     fn timeouts_only_map_to_504_otherwise_502() {
         let timeout = failure(FailureKind::Timeout(std::time::Duration::from_secs(2)));
         let refused = failure(FailureKind::Connect("connection refused".into()));
-        assert_eq!(SidecarError::NodesFailed(vec![timeout.clone()]).status(), 504);
-        assert_eq!(SidecarError::NodesFailed(vec![timeout, refused]).status(), 502);
+        assert_eq!(
+            SidecarError::NodesFailed(vec![timeout.clone()]).status(),
+            504
+        );
+        assert_eq!(
+            SidecarError::NodesFailed(vec![timeout, refused]).status(),
+            502
+        );
     }
 
     #[test]
     fn body_is_a_ges_error_naming_the_node() {
-        let err = SidecarError::NodesFailed(vec![failure(FailureKind::Status { status: 503, code: None })]);
+        let err = SidecarError::NodesFailed(vec![failure(FailureKind::Status {
+            status: 503,
+            code: None,
+        })]);
         let body: serde_json::Value = serde_json::from_slice(&err.body()).expect("body is JSON");
         assert_eq!(body["errorCode"], CODE_UNAVAILABLE);
         assert_eq!(body["result"], "failed");
         let msg = body["errorMessage"].as_str().expect("message is a string");
-        assert!(msg.contains("http://10.0.0.2:80"), "message names the node: {msg}");
+        assert!(
+            msg.contains("http://10.0.0.2:80"),
+            "message names the node: {msg}"
+        );
         assert!(msg.contains("503"), "message says why: {msg}");
     }
 

@@ -166,7 +166,11 @@ impl ProxyHttp for Sidecar {
             ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
                 if e.esource() == &ErrorSource::Upstream =>
             {
-                Some(SidecarError::Forward { node, timeout: true, detail: e.etype().as_str().into() })
+                Some(SidecarError::Forward {
+                    node,
+                    timeout: true,
+                    detail: e.etype().as_str().into(),
+                })
             }
             _ if e.esource() == &ErrorSource::Upstream => Some(SidecarError::Forward {
                 node,
@@ -182,12 +186,18 @@ impl ProxyHttp for Sidecar {
             _ => Some(SidecarError::Internal(e.etype().as_str().into())),
         };
         let Some(err) = err else {
-            return FailToProxy { error_code: 0, can_reuse_downstream: false };
+            return FailToProxy {
+                error_code: 0,
+                can_reuse_downstream: false,
+            };
         };
         if let Err(write) = write_error(session, &err).await {
             debug!(error = %write, "Could not write the error response");
         }
-        FailToProxy { error_code: err.status(), can_reuse_downstream: false }
+        FailToProxy {
+            error_code: err.status(),
+            can_reuse_downstream: false,
+        }
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {

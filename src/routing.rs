@@ -58,7 +58,10 @@ mod tests {
 
     #[test]
     fn job_list_path_is_exact() {
-        assert_eq!(Route::classify("/ges/v1.0/p1/graphs/g1/jobs/status"), Route::JobList);
+        assert_eq!(
+            Route::classify("/ges/v1.0/p1/graphs/g1/jobs/status"),
+            Route::JobList
+        );
         for path in [
             "/ges/v1.0/p1/graphs/g1/jobs/status/",
             "/ges/v1.0/p1/graphs/g1/jobs/abc/status",

@@ -58,7 +58,11 @@ pub fn build(config: &Config) -> std::io::Result<Built> {
     options.so_reuseport = reservation.as_ref().map(|_| true);
     service.add_tcp_with_settings(&listen.to_string(), options);
     server.add_service(service);
-    Ok(Built { server, listen, _reservation: reservation })
+    Ok(Built {
+        server,
+        listen,
+        _reservation: reservation,
+    })
 }
 
 /// Builds and runs the server until it is told to stop (SIGTERM, SIGINT).
@@ -73,18 +77,32 @@ pub fn run(config: &Config, on_listening: impl FnOnce(SocketAddr)) -> std::io::R
         "Listening"
     );
     on_listening(built.listen);
-    let Built { server, _reservation, .. } = built;
+    let Built {
+        server,
+        _reservation,
+        ..
+    } = built;
     server.run(RunArgs::default());
     info!("Stopped");
     Ok(())
 }
 
 /// For port 0, a concrete free port and the socket that holds it.
+///
+/// For a fixed port, checks that it can be bound now, so that a port in use
+/// is a clear start-up error rather than Pingora retrying in the background.
 fn reserve(listen: SocketAddr) -> std::io::Result<(SocketAddr, Option<Socket>)> {
     if listen.port() != 0 {
+        std::net::TcpListener::bind(listen).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot listen on {listen}: {e}"))
+        })?;
         return Ok((listen, None));
     }
-    let socket = Socket::new(Domain::for_address(listen), Type::STREAM, Some(Protocol::TCP))?;
+    let socket = Socket::new(
+        Domain::for_address(listen),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
     socket.set_reuse_port(true)?;
     socket.bind(&listen.into())?;
     let bound = socket

@@ -16,7 +16,9 @@ pub const DEFAULT_FILTER: &str = "warn,ges_sidecar=info";
 pub fn init(format: LogFormat) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     // An error means a subscriber is already installed (tests): keep it.
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),

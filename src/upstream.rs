@@ -24,7 +24,10 @@ impl Upstream {
     pub fn try_new(nodes: &[Node]) -> std::io::Result<Upstream> {
         let lb = LoadBalancer::try_from_iter(nodes.iter().map(|n| n.addr))?;
         let by_addr = nodes.iter().map(|n| (n.addr, n.clone())).collect();
-        Ok(Upstream { lb: Arc::new(lb), by_addr })
+        Ok(Upstream {
+            lb: Arc::new(lb),
+            by_addr,
+        })
     }
 
     /// The next node, round robin; `None` when there is none.
@@ -50,8 +53,9 @@ mod tests {
             .map(|i| Node::parse(i, &format!("http://127.0.0.1:{}", 9000 + i)).expect("valid"))
             .collect();
         let upstream = Upstream::try_new(&nodes).expect("pool");
-        let mut picked: Vec<usize> =
-            (0..6).map(|_| upstream.select().expect("a node").index).collect();
+        let mut picked: Vec<usize> = (0..6)
+            .map(|_| upstream.select().expect("a node").index)
+            .collect();
         picked.sort();
         assert_eq!(picked, [0, 0, 1, 1, 2, 2]);
     }

@@ -85,7 +85,20 @@ fn format_datetime(secs: u64) -> String {
         day -= len;
         year += 1;
     }
-    let months = [31, if is_leap(year) { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let months = [
+        31,
+        if is_leap(year) { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
     let mut month = 0;
     while day >= months[month] {
         day -= months[month];
@@ -102,7 +115,7 @@ fn format_datetime(secs: u64) -> String {
 }
 
 fn is_leap(y: u64) -> bool {
-    y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)
+    y.is_multiple_of(4) && (!y.is_multiple_of(100) || y.is_multiple_of(400))
 }
 
 fn start_strategy() -> impl Strategy<Value = Start> {
@@ -126,7 +139,11 @@ fn case_strategy() -> impl Strategy<Value = Case> {
         2 => 40usize..600,
         1 => 600usize..3000,
     ];
-    (any::<bool>(), prop::collection::vec(node, 1..=MAX_NODES), any::<u64>())
+    (
+        any::<bool>(),
+        prop::collection::vec(node, 1..=MAX_NODES),
+        any::<u64>(),
+    )
         .prop_flat_map(|(memory, sizes, seed)| {
             let total: usize = sizes.iter().sum();
             let starts = prop::collection::vec(start_strategy(), total);
@@ -149,19 +166,33 @@ fn case_strategy() -> impl Strategy<Value = Case> {
                         format!("job-{seed:x}-{n}-{j}")
                     };
                     all_ids.push(id.clone());
-                    let start = if memory { starts[k].clone() } else { Start::Missing };
+                    let start = if memory {
+                        starts[k].clone()
+                    } else {
+                        Start::Missing
+                    };
                     jobs.push(GenJob { id, start });
                     k += 1;
                 }
                 nodes.push(jobs);
             }
-            Case { memory, nodes, pages }
+            Case {
+                memory,
+                nodes,
+                pages,
+            }
         })
 }
 
 fn page_strategy(total: u64) -> impl Strategy<Value = (u64, u64)> {
     let edge = total.saturating_sub(1);
-    let offset = prop_oneof![Just(0), Just(edge), Just(total), Just(total + 5), 0..total + 1];
+    let offset = prop_oneof![
+        Just(0),
+        Just(edge),
+        Just(total),
+        Just(total + 5),
+        0..total + 1
+    ];
     let limit = prop_oneof![Just(0), Just(1), Just(100_000), 0..total + 2];
     (offset, limit)
 }
@@ -202,7 +233,10 @@ fn stored(case: &Case, job: &GenJob, node: usize, pos: usize) -> StoredJob {
     }
     // Which copy of a duplicated ID is served is observable: tag it.
     v["origin"] = json!(format!("{node}/{pos}"));
-    StoredJob { id: job.id.clone(), json: Bytes::from(v.to_string()) }
+    StoredJob {
+        id: job.id.clone(),
+        json: Bytes::from(v.to_string()),
+    }
 }
 
 struct Cluster {
@@ -213,7 +247,9 @@ struct Cluster {
 
 async fn cluster(dialect: Dialect) -> Cluster {
     let nodes = start_nodes(MAX_NODES, dialect).await;
-    let sidecars = (1..=MAX_NODES).map(|k| Sidecar::start(&upstream_args(&nodes[..k]))).collect();
+    let sidecars = (1..=MAX_NODES)
+        .map(|k| Sidecar::start(&upstream_args(&nodes[..k])))
+        .collect();
     Cluster { nodes, sidecars }
 }
 
@@ -229,13 +265,22 @@ fn sidecar_pages_equal_the_reference_slice() {
     let memory = rt.block_on(cluster(Dialect::Memory));
     let persistence = rt.block_on(cluster(Dialect::Persistence));
 
-    let cases: u32 = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(48);
-    let mut runner = TestRunner::new(PropConfig { cases, ..PropConfig::default() });
+    let cases: u32 = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(48);
+    let mut runner = TestRunner::new(PropConfig {
+        cases,
+        ..PropConfig::default()
+    });
     let result = runner.run(&case_strategy(), |case| {
         let cluster = if case.memory { &memory } else { &persistence };
         for (n, node) in cluster.nodes.iter().enumerate() {
             let jobs = case.nodes.get(n).map_or_else(Vec::new, |jobs| {
-                jobs.iter().enumerate().map(|(pos, job)| stored(&case, job, n, pos)).collect()
+                jobs.iter()
+                    .enumerate()
+                    .map(|(pos, job)| stored(&case, job, n, pos))
+                    .collect()
             });
             node.set_jobs(jobs);
         }
@@ -251,7 +296,12 @@ fn sidecar_pages_equal_the_reference_slice() {
                 .as_array()
                 .expect("jobs array")
                 .iter()
-                .map(|j| (j["jobId"].as_str().unwrap_or("").to_string(), j["origin"].to_string()))
+                .map(|j| {
+                    (
+                        j["jobId"].as_str().unwrap_or("").to_string(),
+                        j["origin"].to_string(),
+                    )
+                })
                 .collect();
             let want: Vec<(String, String)> = expected
                 .iter()

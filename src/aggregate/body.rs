@@ -62,12 +62,17 @@ impl NodePage {
         let jobs: Vec<&RawValue> =
             serde_json::from_str(jobs.get()).map_err(|_| "`jobs` is not an array".to_string())?;
         if jobs.len() as u64 > limit {
-            return Err(format!("sent {} jobs when asked for at most {limit}", jobs.len()));
+            return Err(format!(
+                "sent {} jobs when asked for at most {limit}",
+                jobs.len()
+            ));
         }
         let total_count = match list.total_count {
             None => None,
             Some(raw) => Some(
-                raw.get().parse::<u64>().map_err(|_| "`totalCount` is not an integer".to_string())?,
+                raw.get()
+                    .parse::<u64>()
+                    .map_err(|_| "`totalCount` is not an integer".to_string())?,
             ),
         };
 
@@ -89,7 +94,11 @@ impl NodePage {
                 start_ms: fields.start_time.and_then(start_time_ms),
             });
         }
-        Ok(NodePage { body, jobs: entries, total_count })
+        Ok(NodePage {
+            body,
+            jobs: entries,
+            total_count,
+        })
     }
 
     /// The exact bytes of job `i`.
@@ -137,7 +146,11 @@ mod tests {
 
     #[test]
     fn both_dialects_keep_exact_job_bytes() {
-        for name in ["job-list-memory.json", "job-list-persistence.json", "job-list-legacy.json"] {
+        for name in [
+            "job-list-memory.json",
+            "job-list-persistence.json",
+            "job-list-legacy.json",
+        ] {
             let body = fixture(name);
             let page = NodePage::parse(body.clone(), 100_000).expect(name);
             let value: serde_json::Value = serde_json::from_slice(&body).expect("fixture is JSON");
@@ -180,7 +193,10 @@ mod tests {
             (b"{\"jobs\":[{\"status\":\"x\"}]}", "no string `jobId`"),
             (b"{\"jobs\":[{\"jobId\":7}]}", "no string `jobId`"),
             (b"{\"jobs\":[1]}", "not a JSON object"),
-            (b"{\"jobs\":[{\"jobId\":\"a\"},{\"jobId\":\"b\"}]}", "asked for at most 1"),
+            (
+                b"{\"jobs\":[{\"jobId\":\"a\"},{\"jobId\":\"b\"}]}",
+                "asked for at most 1",
+            ),
             (b"{\"jobs\":[", "not a JSON object"),
         ];
         for (body, want) in cases {

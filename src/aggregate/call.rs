@@ -17,8 +17,13 @@ use crate::config::Node;
 
 /// Request headers passed to the nodes unchanged (credentials, language,
 /// AK/SK signing). Everything else stays behind.
-pub const FORWARDED_HEADERS: &[&str] =
-    &["x-auth-token", "x-api-key", "x-language", "authorization", "x-sdk-date"];
+pub const FORWARDED_HEADERS: &[&str] = &[
+    "x-auth-token",
+    "x-api-key",
+    "x-language",
+    "authorization",
+    "x-sdk-date",
+];
 
 /// The headers one downstream request sends on each of its calls.
 #[derive(Clone, Default)]
@@ -48,7 +53,10 @@ impl CallHeaders {
             .filter(|(name, _)| FORWARDED_HEADERS.contains(&name.as_str()))
             .map(|(name, value)| (name.clone(), value.clone()))
             .collect();
-        CallHeaders { forwarded, host: headers.get(HOST).cloned() }
+        CallHeaders {
+            forwarded,
+            host: headers.get(HOST).cloned(),
+        }
     }
 }
 
@@ -56,7 +64,9 @@ impl std::fmt::Debug for CallHeaders {
     /// Names only: the values are credentials.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names: Vec<&str> = self.forwarded.iter().map(|(n, _)| n.as_str()).collect();
-        f.debug_struct("CallHeaders").field("forwarded", &names).finish_non_exhaustive()
+        f.debug_struct("CallHeaders")
+            .field("forwarded", &names)
+            .finish_non_exhaustive()
     }
 }
 
@@ -71,7 +81,12 @@ impl NodeClient {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);
-        NodeClient { client, timeout, max_body, rewrite_host }
+        NodeClient {
+            client,
+            timeout,
+            max_body,
+            rewrite_host,
+        }
     }
 
     /// Fetches `path?limit=..&offset=..` from `node`.
@@ -141,10 +156,15 @@ impl NodeClient {
         }
         let error = ges_error(&body);
         Err(match error {
-            Some((code, _)) if status.is_client_error() => {
-                FailureKind::Rejected { status: status.as_u16(), code, body }
-            }
-            _ => FailureKind::Status { status: status.as_u16(), code: error.map(|(c, _)| c) },
+            Some((code, _)) if status.is_client_error() => FailureKind::Rejected {
+                status: status.as_u16(),
+                code,
+                body,
+            },
+            _ => FailureKind::Status {
+                status: status.as_u16(),
+                code: error.map(|(c, _)| c),
+            },
         })
     }
 }

@@ -36,7 +36,11 @@ pub struct MergedPage<'a> {
 
 /// Merges `parts` and takes the page `query` asks for.
 pub fn merge<'a>(parts: &[Part<'a>], query: PageQuery) -> MergedPage<'a> {
-    let count: usize = parts.iter().flat_map(|p| p.pages).map(|p| p.jobs.len()).sum();
+    let count: usize = parts
+        .iter()
+        .flat_map(|p| p.pages)
+        .map(|p| p.jobs.len())
+        .sum();
     let mut entries: Vec<(OrderKey, &'a NodePage, usize)> = Vec::with_capacity(count);
     for part in parts {
         let mut position = 0u64;
@@ -110,13 +114,27 @@ mod tests {
 
     #[test]
     fn persistence_lists_interleave_by_position_and_dedupe() {
-        let a = [page(r#"{"jobs":[{"jobId":"a0"},{"jobId":"a1"},{"jobId":"x"}]}"#)];
+        let a = [page(
+            r#"{"jobs":[{"jobId":"a0"},{"jobId":"a1"},{"jobId":"x"}]}"#,
+        )];
         let b = [page(r#"{"jobs":[{"jobId":"x"},{"jobId":"b1"}]}"#)];
         let parts = [Part { node: 0, pages: &a }, Part { node: 1, pages: &b }];
-        let merged = merge(&parts, PageQuery { offset: 0, limit: 100 });
+        let merged = merge(
+            &parts,
+            PageQuery {
+                offset: 0,
+                limit: 100,
+            },
+        );
         assert_eq!(ids(&merged), ["a0", "x", "a1", "b1"]);
         assert_eq!(merged.total, 4);
-        let merged = merge(&parts, PageQuery { offset: 1, limit: 2 });
+        let merged = merge(
+            &parts,
+            PageQuery {
+                offset: 1,
+                limit: 2,
+            },
+        );
         assert_eq!(ids(&merged), ["x", "a1"]);
         assert_eq!(merged.total, 4);
     }
@@ -127,25 +145,48 @@ mod tests {
             r#"{"jobs":[{"jobId":"old","startTime":"2024-01-01 00:00:00"},
                         {"jobId":"new","startTime":"2024-06-01 00:00:00"}]}"#,
         )];
-        let b = [page(r#"{"jobs":[{"jobId":"mid","startTime":1709251200},{"jobId":"p","startTime":""}]}"#)];
+        let b = [page(
+            r#"{"jobs":[{"jobId":"mid","startTime":1709251200},{"jobId":"p","startTime":""}]}"#,
+        )];
         let parts = [Part { node: 0, pages: &a }, Part { node: 1, pages: &b }];
-        let merged = merge(&parts, PageQuery { offset: 0, limit: 10 });
+        let merged = merge(
+            &parts,
+            PageQuery {
+                offset: 0,
+                limit: 10,
+            },
+        );
         assert_eq!(ids(&merged), ["p", "new", "mid", "old"]);
     }
 
     #[test]
     fn positions_continue_across_pages() {
-        let a = [page(r#"{"jobs":[{"jobId":"a0"}]}"#), page(r#"{"jobs":[{"jobId":"a1"}]}"#)];
+        let a = [
+            page(r#"{"jobs":[{"jobId":"a0"}]}"#),
+            page(r#"{"jobs":[{"jobId":"a1"}]}"#),
+        ];
         let b = [page(r#"{"jobs":[{"jobId":"b0"},{"jobId":"b1"}]}"#)];
         let parts = [Part { node: 0, pages: &a }, Part { node: 1, pages: &b }];
-        let merged = merge(&parts, PageQuery { offset: 0, limit: 10 });
+        let merged = merge(
+            &parts,
+            PageQuery {
+                offset: 0,
+                limit: 10,
+            },
+        );
         assert_eq!(ids(&merged), ["a0", "b0", "a1", "b1"]);
     }
 
     #[test]
     fn render_marks_partial_answers() {
         let a = [page(r#"{"jobs":[{"jobId":"a0","x":[1, 2]}]}"#)];
-        let merged = merge(&[Part { node: 0, pages: &a }], PageQuery { offset: 0, limit: 10 });
+        let merged = merge(
+            &[Part { node: 0, pages: &a }],
+            PageQuery {
+                offset: 0,
+                limit: 10,
+            },
+        );
         let failed = [NodeFailure {
             index: 1,
             node: "http://n1:80".into(),
@@ -156,7 +197,9 @@ mod tests {
         assert_eq!(v["totalCount"], 1);
         assert_eq!(v["partial"], true);
         assert_eq!(v["failedNodes"][0]["node"], "http://n1:80");
-        assert!(std::str::from_utf8(&body).expect("utf8").contains(r#"{"jobId":"a0","x":[1, 2]}"#));
+        assert!(std::str::from_utf8(&body)
+            .expect("utf8")
+            .contains(r#"{"jobId":"a0","x":[1, 2]}"#));
         let clean = render(&merged, &[]);
         let v: serde_json::Value = serde_json::from_slice(&clean).expect("rendered JSON");
         assert!(v.get("partial").is_none());

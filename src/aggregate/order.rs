@@ -62,7 +62,11 @@ fn parse_number(text: &str) -> Option<u64> {
     if !f.is_finite() || f < 0.0 || f >= u64::MAX as f64 {
         return None;
     }
-    let ms = if f > MILLIS_THRESHOLD as f64 { f } else { f * 1000.0 };
+    let ms = if f > MILLIS_THRESHOLD as f64 {
+        f
+    } else {
+        f * 1000.0
+    };
     Some(ms as u64)
 }
 
@@ -85,7 +89,9 @@ fn parse_datetime(s: &str) -> Option<u64> {
     }
     let num = |from: usize, to: usize| -> Option<u64> {
         let part = &s[from..to];
-        part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse().ok())?
+        part.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| part.parse().ok())?
     };
     let (year, month, day) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
     let (hour, minute, second) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
@@ -101,7 +107,9 @@ fn parse_datetime(s: &str) -> Option<u64> {
 
 fn days_in_month(year: u64, month: u64) -> u64 {
     match month {
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => {
+            29
+        }
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,
@@ -125,7 +133,11 @@ fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
 impl OrderKey {
     /// The key of the job at `position` in node `node`'s list.
     pub fn new(start_ms: Option<u64>, position: u64, node: u32) -> OrderKey {
-        OrderKey { start: start_ms.map(Reverse), position, node }
+        OrderKey {
+            start: start_ms.map(Reverse),
+            position,
+            node,
+        }
     }
 }
 
@@ -140,8 +152,14 @@ mod tests {
     #[test]
     fn datetime_is_utc() {
         assert_eq!(parse_start_str("1970-01-01 00:00:00"), Some(0));
-        assert_eq!(parse_start_str("2024-05-23 09:54:00"), Some(1_716_458_040_000));
-        assert_eq!(parse_start_str("2000-02-29 23:59:59"), Some(951_868_799_000));
+        assert_eq!(
+            parse_start_str("2024-05-23 09:54:00"),
+            Some(1_716_458_040_000)
+        );
+        assert_eq!(
+            parse_start_str("2000-02-29 23:59:59"),
+            Some(951_868_799_000)
+        );
     }
 
     #[test]
@@ -163,9 +181,18 @@ mod tests {
     #[test]
     fn epoch_seconds_and_millis() {
         assert_eq!(start_time_ms(&raw("1716458040")), Some(1_716_458_040_000));
-        assert_eq!(start_time_ms(&raw("1716458040000")), Some(1_716_458_040_000));
-        assert_eq!(start_time_ms(&raw("\"1716458040\"")), Some(1_716_458_040_000));
-        assert_eq!(start_time_ms(&raw("100000000000")), Some(100_000_000_000_000));
+        assert_eq!(
+            start_time_ms(&raw("1716458040000")),
+            Some(1_716_458_040_000)
+        );
+        assert_eq!(
+            start_time_ms(&raw("\"1716458040\"")),
+            Some(1_716_458_040_000)
+        );
+        assert_eq!(
+            start_time_ms(&raw("100000000000")),
+            Some(100_000_000_000_000)
+        );
         assert_eq!(start_time_ms(&raw("100000000001")), Some(100_000_000_001));
         assert_eq!(start_time_ms(&raw("1.5")), Some(1500));
         assert_eq!(start_time_ms(&raw("-5")), None);

@@ -35,17 +35,26 @@ pub struct FetchPlan {
 impl FetchPlan {
     /// The plan for one job-list request.
     pub fn new(max_jobs: u64) -> FetchPlan {
-        FetchPlan { page_size: MAX_LIMIT, max_jobs }
+        FetchPlan {
+            page_size: MAX_LIMIT,
+            max_jobs,
+        }
     }
 
     /// The same plan with another page size (tests use small pages).
     pub fn with_page_size(self, page_size: u64) -> FetchPlan {
-        FetchPlan { page_size: page_size.max(1), ..self }
+        FetchPlan {
+            page_size: page_size.max(1),
+            ..self
+        }
     }
 
     /// The first call to every node.
     pub fn first(&self) -> PageCall {
-        PageCall { offset: 0, limit: self.page_size }
+        PageCall {
+            offset: 0,
+            limit: self.page_size,
+        }
     }
 
     /// The call after a page of `last_len` jobs, with `fetched` jobs read from
@@ -57,7 +66,10 @@ impl FetchPlan {
         if fetched >= self.max_jobs {
             return Err(FailureKind::TooManyJobs(self.max_jobs));
         }
-        Ok(Some(PageCall { offset: fetched, limit: self.page_size }))
+        Ok(Some(PageCall {
+            offset: fetched,
+            limit: self.page_size,
+        }))
     }
 }
 
@@ -68,9 +80,21 @@ mod tests {
     #[test]
     fn pages_until_a_short_page() {
         let plan = FetchPlan::new(1_000_000);
-        assert_eq!(plan.first(), PageCall { offset: 0, limit: 100_000 });
+        assert_eq!(
+            plan.first(),
+            PageCall {
+                offset: 0,
+                limit: 100_000
+            }
+        );
         let next = plan.next(100_000, 100_000).expect("within cap");
-        assert_eq!(next, Some(PageCall { offset: 100_000, limit: 100_000 }));
+        assert_eq!(
+            next,
+            Some(PageCall {
+                offset: 100_000,
+                limit: 100_000
+            })
+        );
         assert_eq!(plan.next(150_000, 50_000).expect("within cap"), None);
         assert_eq!(plan.next(200_000, 0).expect("within cap"), None);
     }
@@ -79,6 +103,9 @@ mod tests {
     fn a_node_past_the_cap_fails() {
         let plan = FetchPlan::new(10).with_page_size(5);
         assert!(plan.next(5, 5).expect("within cap").is_some());
-        assert!(matches!(plan.next(10, 5), Err(FailureKind::TooManyJobs(10))));
+        assert!(matches!(
+            plan.next(10, 5),
+            Err(FailureKind::TooManyJobs(10))
+        ));
     }
 }

@@ -23,7 +23,11 @@ impl PageQuery {
     pub fn parse(query: Option<&str>) -> Result<PageQuery, SidecarError> {
         let mut limit = None;
         let mut offset = None;
-        for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+        for pair in query
+            .unwrap_or_default()
+            .split('&')
+            .filter(|p| !p.is_empty())
+        {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
             let (name, slot) = match decode(name).as_deref() {
                 Some("limit") => ("limit", &mut limit),
@@ -40,14 +44,17 @@ impl PageQuery {
             None => MAX_LIMIT,
             Some(v) => match parse_u64(&v) {
                 Some(n) if n <= MAX_LIMIT => n,
-                _ => return Err(bad(format!("limit must be an integer from 0 to {MAX_LIMIT}"))),
+                _ => {
+                    return Err(bad(format!(
+                        "limit must be an integer from 0 to {MAX_LIMIT}"
+                    )))
+                }
             },
         };
         let offset = match offset {
             None => 0,
-            Some(v) => parse_u64(&v).ok_or_else(|| {
-                bad(format!("offset must be an integer from 0 to {}", u64::MAX))
-            })?,
+            Some(v) => parse_u64(&v)
+                .ok_or_else(|| bad(format!("offset must be an integer from 0 to {}", u64::MAX)))?,
         };
         Ok(PageQuery { offset, limit })
     }
@@ -107,9 +114,27 @@ mod tests {
 
     #[test]
     fn defaults_and_bounds() {
-        assert_eq!(PageQuery::parse(None).ok(), Some(PageQuery { offset: 0, limit: 100_000 }));
-        assert_eq!(page("limit=0").ok(), Some(PageQuery { offset: 0, limit: 0 }));
-        assert_eq!(page("limit=100000&offset=7").ok(), Some(PageQuery { offset: 7, limit: 100_000 }));
+        assert_eq!(
+            PageQuery::parse(None).ok(),
+            Some(PageQuery {
+                offset: 0,
+                limit: 100_000
+            })
+        );
+        assert_eq!(
+            page("limit=0").ok(),
+            Some(PageQuery {
+                offset: 0,
+                limit: 0
+            })
+        );
+        assert_eq!(
+            page("limit=100000&offset=7").ok(),
+            Some(PageQuery {
+                offset: 7,
+                limit: 100_000
+            })
+        );
         let max = format!("offset={}", u64::MAX);
         assert_eq!(page(&max).map(|p| p.offset).ok(), Some(u64::MAX));
     }
@@ -138,12 +163,21 @@ mod tests {
     #[test]
     fn other_parameters_are_ignored_and_escapes_decoded() {
         let p = page("jobId=abc&limit=%32&x&offset=3").expect("valid");
-        assert_eq!(p, PageQuery { offset: 3, limit: 2 });
+        assert_eq!(
+            p,
+            PageQuery {
+                offset: 3,
+                limit: 2
+            }
+        );
     }
 
     #[test]
     fn end_saturates() {
-        let p = PageQuery { offset: u64::MAX - 1, limit: 10 };
+        let p = PageQuery {
+            offset: u64::MAX - 1,
+            limit: 10,
+        };
         assert_eq!(p.end(), u64::MAX);
     }
 }

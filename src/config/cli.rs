@@ -55,12 +55,22 @@ pub struct ProxyArgs {
     pub upstream: Vec<String>,
 
     /// Deadline for one node's answer to one call, e.g. 2s or 500ms [default: 5s].
-    #[arg(long, env = "GES_SIDECAR_UPSTREAM_TIMEOUT", value_name = "DURATION", global = true)]
+    #[arg(
+        long,
+        env = "GES_SIDECAR_UPSTREAM_TIMEOUT",
+        value_name = "DURATION",
+        global = true
+    )]
     pub upstream_timeout: Option<String>,
 
     /// Deadline for a forwarded request's node to start and continue
     /// answering (connect, then each read), e.g. 60s [default: 60s].
-    #[arg(long, env = "GES_SIDECAR_FORWARD_TIMEOUT", value_name = "DURATION", global = true)]
+    #[arg(
+        long,
+        env = "GES_SIDECAR_FORWARD_TIMEOUT",
+        value_name = "DURATION",
+        global = true
+    )]
     pub forward_timeout: Option<String>,
 
     /// Serve a marked partial job list when some nodes fail [default: false].
@@ -88,12 +98,22 @@ pub struct ProxyArgs {
 
     /// Largest body accepted from one node for one call, in bytes
     /// [default: 268435456].
-    #[arg(long, env = "GES_SIDECAR_MAX_NODE_BODY_BYTES", value_name = "BYTES", global = true)]
+    #[arg(
+        long,
+        env = "GES_SIDECAR_MAX_NODE_BODY_BYTES",
+        value_name = "BYTES",
+        global = true
+    )]
     pub max_node_body_bytes: Option<String>,
 
     /// Most jobs read from one node for one job list; a node holding more
     /// fails the request [default: 5000000].
-    #[arg(long, env = "GES_SIDECAR_MAX_NODE_JOBS", value_name = "N", global = true)]
+    #[arg(
+        long,
+        env = "GES_SIDECAR_MAX_NODE_JOBS",
+        value_name = "N",
+        global = true
+    )]
     pub max_node_jobs: Option<String>,
 
     /// Worker threads of the proxy [default: the CPUs available].
@@ -102,7 +122,12 @@ pub struct ProxyArgs {
 
     /// Log format: text or json [default: text]. The level comes from RUST_LOG
     /// (default: info for the sidecar, warn for its dependencies).
-    #[arg(long, env = "GES_SIDECAR_LOG_FORMAT", value_name = "FORMAT", global = true)]
+    #[arg(
+        long,
+        env = "GES_SIDECAR_LOG_FORMAT",
+        value_name = "FORMAT",
+        global = true
+    )]
     pub log_format: Option<String>,
 }
 

@@ -49,7 +49,10 @@ impl FileValues {
             Ok(table) => table,
             Err(e) => {
                 let msg = e.to_string().replace('\n', " ");
-                problems.push(format!("config file {origin}: not valid TOML: {}", msg.trim()));
+                problems.push(format!(
+                    "config file {origin}: not valid TOML: {}",
+                    msg.trim()
+                ));
                 return FileValues::default();
             }
         };
@@ -76,7 +79,10 @@ impl FileValues {
 
     /// The value of a single-valued key.
     pub fn scalar(&self, key: &str) -> Option<&str> {
-        self.scalars.iter().find(|(k, _)| *k == key).map(|(_, v)| v.as_str())
+        self.scalars
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -91,7 +97,9 @@ fn scalar(value: &Value) -> Option<String> {
 
 fn upstream_list(value: &Value, origin: &str, problems: &mut Vec<String>) -> Option<Vec<String>> {
     let Value::Array(items) = value else {
-        problems.push(format!("config file {origin}: `upstream` must be an array of URLs"));
+        problems.push(format!(
+            "config file {origin}: `upstream` must be an array of URLs"
+        ));
         return None;
     };
     let mut urls = Vec::with_capacity(items.len());
@@ -117,7 +125,9 @@ mod tests {
         FileValues::parse(text, "f.toml", &mut problems);
         assert_eq!(problems.len(), 4, "{problems:?}");
         assert!(problems.iter().any(|p| p.contains("unknown key `lisen`")));
-        assert!(problems.iter().any(|p| p.contains("unknown key `upstreams`")));
+        assert!(problems
+            .iter()
+            .any(|p| p.contains("unknown key `upstreams`")));
     }
 
     #[test]

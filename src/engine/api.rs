@@ -94,7 +94,12 @@ pub(super) async fn serve(
 async fn handle(shared: &Shared, req: Request<Incoming>) -> Reply {
     let dialect = shared.options.dialect;
     if !authorized(shared.options.required_token.as_deref(), req.headers()) {
-        return Reply::error(dialect, StatusCode::BAD_REQUEST, "GES.8007", "Invalid token.");
+        return Reply::error(
+            dialect,
+            StatusCode::BAD_REQUEST,
+            "GES.8007",
+            "Invalid token.",
+        );
     }
 
     let (parts, body) = req.into_parts();
@@ -164,7 +169,12 @@ fn cancel_job(shared: &Shared, id: &str) -> Reply {
         return Reply::json(StatusCode::OK, Bytes::from_static(b"{}"));
     }
     let message = format!("can not find job to cancel, id is {id}");
-    Reply::error(shared.options.dialect, StatusCode::BAD_REQUEST, "GES.8303", &message)
+    Reply::error(
+        shared.options.dialect,
+        StatusCode::BAD_REQUEST,
+        "GES.8303",
+        &message,
+    )
 }
 
 async fn submit(shared: &Shared, kind: JobKind, url: &str, body: Incoming) -> Reply {
@@ -326,7 +336,9 @@ fn seen(req: &Request<Incoming>) -> SeenRequest {
 fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| i64::try_from(since.as_secs()).unwrap_or(i64::MAX))
+        .map_or(0, |since| {
+            i64::try_from(since.as_secs()).unwrap_or(i64::MAX)
+        })
 }
 
 // === impl JobKind ===
@@ -385,17 +397,32 @@ mod tests {
     fn classify_finds_the_job_routes() {
         let path = format!("{BASE}/jobs/status");
         assert_eq!(route(&Method::GET, &path, None), ges(Op::ListJobs));
-        assert_eq!(route(&Method::POST, &path, None), ges(Op::ListJobsWrongMethod));
-        assert_eq!(route(&Method::DELETE, &path, None), ges(Op::ListJobsWrongMethod));
+        assert_eq!(
+            route(&Method::POST, &path, None),
+            ges(Op::ListJobsWrongMethod)
+        );
+        assert_eq!(
+            route(&Method::DELETE, &path, None),
+            ges(Op::ListJobsWrongMethod)
+        );
 
         let path = format!("{BASE}/jobs/abc/status");
-        assert_eq!(route(&Method::GET, &path, Some("offset=0&limit=2")), ges(Op::JobStatus("abc")));
+        assert_eq!(
+            route(&Method::GET, &path, Some("offset=0&limit=2")),
+            ges(Op::JobStatus("abc"))
+        );
         assert_eq!(route(&Method::POST, &path, None), Route::Echo);
 
         let path = format!("{BASE}/jobs/abc");
-        assert_eq!(route(&Method::DELETE, &path, None), ges(Op::CancelJob("abc")));
+        assert_eq!(
+            route(&Method::DELETE, &path, None),
+            ges(Op::CancelJob("abc"))
+        );
         assert_eq!(route(&Method::GET, &path, None), Route::Echo);
-        assert_eq!(route(&Method::DELETE, &format!("{BASE}/jobs/"), None), Route::Echo);
+        assert_eq!(
+            route(&Method::DELETE, &format!("{BASE}/jobs/"), None),
+            Route::Echo
+        );
     }
 
     #[test]
@@ -407,28 +434,64 @@ mod tests {
             submit(JobKind::Algorithm)
         );
         assert_eq!(
-            route(&Method::POST, &action, Some("action_id=execute-cypher-query")),
+            route(
+                &Method::POST,
+                &action,
+                Some("action_id=execute-cypher-query")
+            ),
             submit(JobKind::Cypher)
         );
-        assert_eq!(route(&Method::POST, &action, Some("action_id=import-graph")), Route::Echo);
-        assert_eq!(route(&Method::GET, &action, Some("action_id=execute-algorithm")), Route::Echo);
         assert_eq!(
-            route(&Method::POST, &format!("{BASE}/vertices/action"), Some("action_id=query")),
+            route(&Method::POST, &action, Some("action_id=import-graph")),
+            Route::Echo
+        );
+        assert_eq!(
+            route(&Method::GET, &action, Some("action_id=execute-algorithm")),
+            Route::Echo
+        );
+        assert_eq!(
+            route(
+                &Method::POST,
+                &format!("{BASE}/vertices/action"),
+                Some("action_id=query")
+            ),
             submit(JobKind::VertexQuery)
         );
-        assert_eq!(route(&Method::POST, &format!("{BASE}/vertices/action"), None), Route::Echo);
-        assert_eq!(route(&Method::POST, &format!("{BASE}/indices"), None), submit(JobKind::CreateIndex));
+        assert_eq!(
+            route(&Method::POST, &format!("{BASE}/vertices/action"), None),
+            Route::Echo
+        );
+        assert_eq!(
+            route(&Method::POST, &format!("{BASE}/indices"), None),
+            submit(JobKind::CreateIndex)
+        );
     }
 
     #[test]
     fn classify_echoes_everything_else() {
         assert_eq!(route(&Method::GET, "/x/y", Some("a=b")), Route::Echo);
-        assert_eq!(route(&Method::GET, "/ges/v1.0/p1/jobs/status", None), Route::Echo);
-        assert_eq!(route(&Method::GET, "/ges/v2/p1/graphs/movies/jobs/status", None), Route::Echo);
-        assert_eq!(route(&Method::GET, &format!("{BASE}/jobs/status/"), None), Route::Echo);
-        assert_eq!(route(&Method::GET, &format!("{BASE}/schema"), None), Route::Echo);
         assert_eq!(
-            route(&Method::GET, "/ges/v1.0/bad-project!/graphs/other/jobs/status", None),
+            route(&Method::GET, "/ges/v1.0/p1/jobs/status", None),
+            Route::Echo
+        );
+        assert_eq!(
+            route(&Method::GET, "/ges/v2/p1/graphs/movies/jobs/status", None),
+            Route::Echo
+        );
+        assert_eq!(
+            route(&Method::GET, &format!("{BASE}/jobs/status/"), None),
+            Route::Echo
+        );
+        assert_eq!(
+            route(&Method::GET, &format!("{BASE}/schema"), None),
+            Route::Echo
+        );
+        assert_eq!(
+            route(
+                &Method::GET,
+                "/ges/v1.0/bad-project!/graphs/other/jobs/status",
+                None
+            ),
             Route::Ges {
                 project: "bad-project!",
                 graph: "other",
@@ -447,8 +510,15 @@ mod tests {
         assert_eq!(parse_page(Some("limit=0")), page(0, 0));
         assert_eq!(parse_page(Some("limit=100000")), page(0, 100_000));
         assert_eq!(parse_page(Some("foo=bar&limit=3")), page(0, 3));
-        assert_eq!(parse_page(Some("offset=18446744073709551615")), page(u64::MAX, 100_000));
-        assert_eq!(parse_page(Some("limit=5&limit=x")), page(0, 5), "the first value wins");
+        assert_eq!(
+            parse_page(Some("offset=18446744073709551615")),
+            page(u64::MAX, 100_000)
+        );
+        assert_eq!(
+            parse_page(Some("limit=5&limit=x")),
+            page(0, 5),
+            "the first value wins"
+        );
 
         for bad in [
             "limit=100001",

@@ -83,7 +83,10 @@ mod tests {
         );
 
         let reply = replaced(apply(Fault::Status(500), Dialect::Memory).await);
-        assert_eq!(&reply.body[..], br#"{"errorMessage":"injected fault","errorCode":"GES.8602"}"#);
+        assert_eq!(
+            &reply.body[..],
+            br#"{"errorMessage":"injected fault","errorCode":"GES.8602"}"#
+        );
 
         let reply = replaced(apply(Fault::Status(42), Dialect::Memory).await);
         assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
@@ -107,9 +110,21 @@ mod tests {
         let started = Instant::now();
         let effect = apply(Fault::Delay(Duration::from_millis(50)), Dialect::Memory).await;
         assert!(matches!(effect, Effect::Serve));
-        assert!(started.elapsed() >= Duration::from_millis(50), "the delay must be slept");
-        assert!(matches!(apply(Fault::Drop, Dialect::Memory).await, Effect::Drop));
-        assert!(matches!(apply(Fault::TruncatedBody, Dialect::Memory).await, Effect::Truncate));
-        assert!(matches!(apply(Fault::None, Dialect::Memory).await, Effect::Serve));
+        assert!(
+            started.elapsed() >= Duration::from_millis(50),
+            "the delay must be slept"
+        );
+        assert!(matches!(
+            apply(Fault::Drop, Dialect::Memory).await,
+            Effect::Drop
+        ));
+        assert!(matches!(
+            apply(Fault::TruncatedBody, Dialect::Memory).await,
+            Effect::Truncate
+        ));
+        assert!(matches!(
+            apply(Fault::None, Dialect::Memory).await,
+            Effect::Serve
+        ));
     }
 }

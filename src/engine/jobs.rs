@@ -1,13 +1,15 @@
 //! Jobs for stand-in nodes: deterministic generation and rendering per dialect.
 //!
 //! The shapes follow `ges-api.md` §2.2–§2.4 and the fixtures in
-//! `/work/shared/fixtures`; the ID formats follow §6. All JSON is rendered by
-//! `serde_json` (so strings are escaped correctly) and is compact.
+//! `/work/shared/fixtures`; the ID formats follow §6. Job JSON is compact and
+//! its strings are escaped exactly as serde_json escapes them (it is written
+//! by a small writer that is much faster in debug builds, see `json.rs`).
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde::Deserialize;
+use serde_json::Value;
 
+use super::json::{array_of_one, ObjectWriter};
 use super::{Dialect, StoredJob};
 
 /// Suffix of generated memory-edition IDs (seen in the docs' list example).
@@ -50,6 +52,9 @@ const ALGORITHMS: [&str; 8] = [
 /// A vertex ID that needs escaping, used now and then so consumers see one.
 const AWKWARD_VERTEX: &str = "Zoë \"the\" ✓\\n/\u{1}";
 
+/// The `rawRequest` of jobs made by [`memory_job`].
+const MEMORY_JOB_REQUEST: &str = r#"{"algorithmName":"pagerank","parameters":{"alpha":0.85}}"#;
+
 /// Generates `count` jobs of `dialect` for `graph`, deterministically from `seed`.
 ///
 /// IDs are unique within a call and across seeds (they encode `seed` and the
@@ -58,7 +63,9 @@ const AWKWARD_VERTEX: &str = "Zoë \"the\" ✓\\n/\u{1}";
 /// pending (empty `startTime`), 5 % running, 10 % failed (with `failReason`)
 /// and 10 % `ImportGraph` jobs (with `files`). Its start times lie in 2024,
 /// mostly descending but with equal seconds and some local disorder, so
-/// consumers cannot assume sorted input.
+/// consumers cannot assume sorted input. About 1 % of algorithm requests
+/// carry a vertex ID that needs escaping (quotes, backslash, control and
+/// non-ASCII characters).
 pub fn generate(dialect: Dialect, count: usize, seed: u64, graph: &str) -> Vec<StoredJob> {
     let mut rng = SplitMix64(seed);
     match dialect {
@@ -86,29 +93,15 @@ pub fn generate(dialect: Dialect, count: usize, seed: u64, graph: &str) -> Vec<S
 /// `complete`, `failed`, `partiallyFailed`) and is `""` otherwise; `failed`
 /// jobs get a `failReason`.
 pub fn memory_job(id: &str, start_time: Option<&str>, status: &str) -> StoredJob {
-    let start = Value::String(start_time.unwrap_or_default().to_owned());
-    memory_job_with_start(id, start, status)
+    let start = Time::Text(start_time.unwrap_or_default());
+    render_memory_job(id, start, status)
 }
 
 /// Like [`memory_job`], with `startTime` given as any JSON value (number,
 /// string, …) because the docs allow "a date string or a timestamp".
 pub fn memory_job_with_start(id: &str, start: Value, status: &str) -> StoredJob {
-    let empty = Value::String(String::new());
-    let finished = is_finished(status);
-    let job = MemoryJson {
-        job_id: id,
-        raw_request: r#"{"algorithmName":"pagerank","parameters":{"alpha":0.85}}"#,
-        task_type: "Algorithm",
-        can_stop: !finished,
-        progress: if finished { "100" } else { "0" },
-        start_time: Time::Json(&start),
-        fail_reason: (status == "failed")
-            .then_some("Running algorithm [pagerank] error: the job failed"),
-        end_time: Time::Json(if finished { &start } else { &empty }),
-        status,
-        files: None,
-    };
-    stored(id, &job)
+    let start = serde_json::to_vec(&start).expect("a JSON value must serialize");
+    render_memory_job(id, Time::Json(&start), status)
 }
 
 /// A persistence-edition job running `command` (e.g. `import_graph`,
@@ -186,26 +179,29 @@ pub(crate) struct Submission<'a> {
 /// A freshly submitted, `running` job.
 pub(crate) fn submitted_job(dialect: Dialect, id: &str, sub: &Submission<'_>) -> StoredJob {
     match dialect {
-        Dialect::Memory => {
-            let start = format_time(sub.now);
-            let job = MemoryJson {
-                job_id: id,
-                raw_request: sub.raw_request,
-                task_type: sub.task_type,
-                can_stop: true,
-                progress: "0",
-                start_time: Time::Text(&start),
-                fail_reason: None,
-                end_time: Time::Text(""),
-                status: "running",
-                files: None,
-            };
-            stored(id, &job)
+        Dialect::Memory => render_memory(&MemoryFields {
+            id,
+            raw_request: sub.raw_request,
+            task_type: sub.task_type,
+            can_stop: true,
+            progress: "0",
+            start_time: Time::Text(&format_time(sub.now)),
+            fail_reason: None,
+            end_time: Time::Text(""),
+            status: "running",
+            files: None,
+        }),
+        Dialect::Persistence => {
+            render_persistence(id, "running", sub.command, sub.url, sub.raw_request)
         }
-        Dialect::Persistence => render_persistence(id, "running", sub.command, sub.url, sub.raw_request),
         Dialect::Legacy => {
-            // Legacy lists show the body as an object; a body that is not JSON shows as `{}`.
-            let body = serde_json::from_str(sub.raw_request).unwrap_or_else(|_| json!({}));
+            // Legacy lists show the body as an object; a body that is not a
+            // JSON object shows as `{}`.
+            let body = serde_json::from_str::<Value>(sub.raw_request)
+                .ok()
+                .filter(Value::is_object)
+                .and_then(|body| serde_json::to_vec(&body).ok())
+                .unwrap_or_else(|| b"{}".to_vec());
             render_legacy(id, "running", sub.command, sub.url, &body)
         }
     }
@@ -246,60 +242,27 @@ pub(crate) fn format_time(secs: i64) -> String {
     )
 }
 
-/// A memory-edition job object, fields in the order of the docs' example.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct MemoryJson<'a> {
-    job_id: &'a str,
+/// The members of a memory-edition job, in the order of the docs' example.
+struct MemoryFields<'a> {
+    id: &'a str,
     raw_request: &'a str,
     task_type: &'a str,
     can_stop: bool,
     progress: &'a str,
     start_time: Time<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     fail_reason: Option<&'a str>,
     end_time: Time<'a>,
     status: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    files: Option<&'a Value>,
+    /// Rendered JSON.
+    files: Option<&'a [u8]>,
 }
 
-#[derive(Serialize)]
-#[serde(untagged)]
+/// A `startTime`/`endTime` value.
+#[derive(Clone, Copy)]
 enum Time<'a> {
     Text(&'a str),
-    Json(&'a Value),
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct PersistenceJson<'a> {
-    job_id: &'a str,
-    status: &'a str,
-    request: PersistenceRequest<'a>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct PersistenceRequest<'a> {
-    command: &'a str,
-    url: &'a str,
-    raw_request: &'a str,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct LegacyJson<'a> {
-    job_id: &'a str,
-    status: &'a str,
-    request: LegacyRequest<'a>,
-}
-
-#[derive(Serialize)]
-struct LegacyRequest<'a> {
-    command: &'a str,
-    url: &'a str,
-    body: &'a Value,
+    /// Rendered JSON.
+    Json(&'a [u8]),
 }
 
 /// SplitMix64: a tiny, good-enough PRNG for test data.
@@ -313,7 +276,7 @@ impl SplitMix64 {
         mix(self.0)
     }
 
-    /// A number in `0..n` (`n` must be positive; the modulo bias is irrelevant here).
+    /// A number in `0..n` (the modulo bias is irrelevant here).
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
@@ -329,6 +292,17 @@ impl SplitMix64 {
     }
 }
 
+// === impl Time ===
+
+impl Time<'_> {
+    fn write(self, obj: &mut ObjectWriter, key: &str) {
+        match self {
+            Time::Text(text) => obj.string(key, text),
+            Time::Json(json) => obj.raw(key, json),
+        };
+    }
+}
+
 fn generated_memory_job(
     seed: u64,
     index: usize,
@@ -336,7 +310,7 @@ fn generated_memory_job(
     graph: &str,
     rng: &mut SplitMix64,
 ) -> StoredJob {
-    let (hi, lo) = permute(seed, index as u64);
+    let (hi, lo) = permute(seed ^ mix(1), index as u64);
     let id = format!("{}{MEMORY_SUFFIX_GENERATED}", uuid(hi, lo));
 
     let status = match rng.below(100) {
@@ -365,21 +339,25 @@ fn generated_memory_job(
 
     let (task_type, raw_request, fail_reason, files);
     if import {
+        let edges = format!("/data/edges-{index}.csv");
         task_type = "ImportGraph";
         raw_request = if rng.percent(50) {
             String::new()
         } else {
-            json!({
-                "graphName": graph,
-                "edgesetPath": format!("/data/edges-{index}.csv"),
-                "vertexsetPath": format!("/data/vertices-{index}.csv"),
-                "delimiter": ",",
-                "parallelEdge": {"action": "allow"},
-            })
-            .to_string()
+            let mut req = ObjectWriter::with_capacity(160);
+            req.string("graphName", graph)
+                .string("edgesetPath", &edges)
+                .string("vertexsetPath", &format!("/data/vertices-{index}.csv"))
+                .string("delimiter", ",")
+                .raw("parallelEdge", br#"{"action":"allow"}"#);
+            into_string(req.finish())
         };
-        fail_reason = format!("Import graph error: file /data/edges-{index}.csv does not exist");
-        files = Some(json!([{"edgeFiles": [{"fileName": format!("/data/edges-{index}.csv")}]}]));
+        fail_reason = format!("Import graph error: file {edges} does not exist");
+        let mut file = ObjectWriter::with_capacity(48);
+        file.string("fileName", &edges);
+        let mut entry = ObjectWriter::with_capacity(64);
+        entry.raw("edgeFiles", &array_of_one(&file.finish()));
+        files = Some(array_of_one(&entry.finish()));
     } else {
         let algorithm = rng.pick(&ALGORITHMS);
         let source = if rng.percent(1) {
@@ -387,19 +365,22 @@ fn generated_memory_job(
         } else {
             rng.below(10_000).to_string()
         };
+        let mut parameters = ObjectWriter::with_capacity(48);
+        parameters
+            .string("source", &source)
+            .string("target", &rng.below(10_000).to_string());
+        let mut req = ObjectWriter::with_capacity(96);
+        req.string("algorithmName", algorithm)
+            .raw("parameters", &parameters.finish());
         task_type = "Algorithm";
-        raw_request = json!({
-            "algorithmName": algorithm,
-            "parameters": {"source": source, "target": rng.below(10_000).to_string()},
-        })
-        .to_string();
+        raw_request = into_string(req.finish());
         fail_reason =
             format!("Running algorithm [{algorithm}] error: parameter [source] is invalid!");
         files = None;
     }
 
-    let job = MemoryJson {
-        job_id: &id,
+    render_memory(&MemoryFields {
+        id: &id,
         raw_request: &raw_request,
         task_type,
         can_stop: !import && matches!(status, "pending" | "running"),
@@ -408,13 +389,17 @@ fn generated_memory_job(
         fail_reason: (status == "failed").then_some(fail_reason.as_str()),
         end_time: Time::Text(&end_time),
         status,
-        files: files.as_ref(),
-    };
-    stored(&id, &job)
+        files: files.as_deref(),
+    })
 }
 
-fn generated_persistence_job(seed: u64, index: usize, graph: &str, rng: &mut SplitMix64) -> StoredJob {
-    let (hi, lo) = permute(seed, index as u64);
+fn generated_persistence_job(
+    seed: u64,
+    index: usize,
+    graph: &str,
+    rng: &mut SplitMix64,
+) -> StoredJob {
+    let (hi, lo) = permute(seed ^ mix(2), index as u64);
     let id = format!("{hi:016x}{lo:016x}{PERSISTENCE_SUFFIX_GENERATED}");
 
     let status = match rng.below(100) {
@@ -436,7 +421,7 @@ fn generated_persistence_job(seed: u64, index: usize, graph: &str, rng: &mut Spl
 }
 
 fn generated_legacy_job(seed: u64, index: usize, graph: &str, rng: &mut SplitMix64) -> StoredJob {
-    let (hi, lo) = permute(seed, index as u64);
+    let (hi, lo) = permute(seed ^ mix(3), index as u64);
     let id = format!("{LEGACY_PREFIX_GENERATED}{}", uuid(hi, lo));
 
     let status = match rng.below(100) {
@@ -452,8 +437,8 @@ fn generated_legacy_job(seed: u64, index: usize, graph: &str, rng: &mut SplitMix
 /// (about 15 % of steps are zero) and about 3 % of jobs swapped with a
 /// neighbour up to three places earlier.
 fn start_times(count: usize, rng: &mut SplitMix64) -> Vec<i64> {
-    let average_step = (START_SPAN / i64::try_from(count.max(1)).unwrap_or(i64::MAX)).clamp(1, 3_600);
-    let average_step = u64::try_from(average_step).unwrap_or(1);
+    let jobs = i64::try_from(count.max(1)).unwrap_or(i64::MAX);
+    let average_step = u64::try_from((START_SPAN / jobs).clamp(1, 3_600)).unwrap_or(1);
 
     let mut times = Vec::with_capacity(count);
     let mut t = NEWEST_START;
@@ -473,35 +458,89 @@ fn start_times(count: usize, rng: &mut SplitMix64) -> Vec<i64> {
     times
 }
 
-fn render_persistence(id: &str, status: &str, command: &str, url: &str, raw_request: &str) -> StoredJob {
-    let job = PersistenceJson {
-        job_id: id,
+fn render_memory_job(id: &str, start: Time<'_>, status: &str) -> StoredJob {
+    let finished = is_finished(status);
+    render_memory(&MemoryFields {
+        id,
+        raw_request: MEMORY_JOB_REQUEST,
+        task_type: "Algorithm",
+        can_stop: !finished,
+        progress: if finished { "100" } else { "0" },
+        start_time: start,
+        fail_reason: (status == "failed")
+            .then_some("Running algorithm [pagerank] error: the job failed"),
+        end_time: if finished { start } else { Time::Text("") },
         status,
-        request: PersistenceRequest {
-            command,
-            url,
-            raw_request,
-        },
-    };
-    stored(id, &job)
+        files: None,
+    })
 }
 
-fn render_legacy(id: &str, status: &str, command: &str, url: &str, body: &Value) -> StoredJob {
-    let job = LegacyJson {
-        job_id: id,
-        status,
-        request: LegacyRequest { command, url, body },
-    };
-    stored(id, &job)
+fn render_memory(job: &MemoryFields<'_>) -> StoredJob {
+    let mut obj = ObjectWriter::with_capacity(256 + job.raw_request.len());
+    obj.string("jobId", job.id)
+        .string("rawRequest", job.raw_request)
+        .string("taskType", job.task_type)
+        .boolean("canStop", job.can_stop)
+        .string("progress", job.progress);
+    job.start_time.write(&mut obj, "startTime");
+    if let Some(reason) = job.fail_reason {
+        obj.string("failReason", reason);
+    }
+    job.end_time.write(&mut obj, "endTime");
+    obj.string("status", job.status);
+    if let Some(files) = job.files {
+        obj.raw("files", files);
+    }
+    stored(job.id, obj)
 }
 
-fn stored(id: &str, job: &impl Serialize) -> StoredJob {
-    let json = serde_json::to_vec(job)
-        .expect("a job must serialize: it holds only strings, booleans and JSON values");
+fn render_persistence(
+    id: &str,
+    status: &str,
+    command: &str,
+    url: &str,
+    raw_request: &str,
+) -> StoredJob {
+    let mut request = ObjectWriter::with_capacity(64 + url.len() + raw_request.len() * 5 / 4);
+    request
+        .string("command", command)
+        .string("url", url)
+        .string("rawRequest", raw_request);
+    let request = request.finish();
+
+    let mut obj = ObjectWriter::with_capacity(64 + request.len());
+    obj.string("jobId", id)
+        .string("status", status)
+        .raw("request", &request);
+    stored(id, obj)
+}
+
+/// A legacy job; `body` is rendered JSON.
+fn render_legacy(id: &str, status: &str, command: &str, url: &str, body: &[u8]) -> StoredJob {
+    let mut request = ObjectWriter::with_capacity(64 + url.len() + body.len());
+    request
+        .string("command", command)
+        .string("url", url)
+        .raw("body", body);
+    let request = request.finish();
+
+    let mut obj = ObjectWriter::with_capacity(96 + request.len());
+    obj.string("jobId", id)
+        .string("status", status)
+        .raw("request", &request);
+    stored(id, obj)
+}
+
+fn stored(id: &str, obj: ObjectWriter) -> StoredJob {
     StoredJob {
         id: id.to_owned(),
-        json: Bytes::from(json),
+        json: Bytes::from(obj.finish()),
     }
+}
+
+fn into_string(json: Vec<u8>) -> String {
+    // The writer only ever appends whole UTF-8 sequences and ASCII.
+    String::from_utf8(json).expect("rendered JSON must be UTF-8")
 }
 
 fn persistence_url(project: &str, graph: &str, command: &str) -> String {
@@ -515,42 +554,67 @@ fn persistence_url(project: &str, graph: &str, command: &str) -> String {
 }
 
 fn persistence_raw_request(command: &str, graph: &str, index: usize) -> String {
-    let request = match command {
-        "import_graph" => json!({
-            "graphName": graph,
-            "offline": false,
-            "edgesetPath": format!("/user/GES/data/edges-{index}.csv"),
-            "vertexsetPath": format!("/user/GES/data/vertices-{index}.csv"),
-        }),
-        "batch_build_index" => json!({
-            "indices": [{
-                "indexType": "GlobalCompositeEdgeIndex",
-                "indexName": format!("edge_index_{index}"),
-                "indexProperty": [],
-                "hasLabel": true,
-            }],
-        }),
-        "execute_cypher_query" => json!({
-            "statements": [{"statement": "match (n) return count(n)", "executionMode": "async"}],
-        }),
-        _ => json!({
-            "algorithmName": "pagerank",
-            "parameters": {"alpha": 0.85, "convergence": 0.00001, "max_iterations": 1000 + index},
-        }),
-    };
-    request.to_string()
+    let mut req = ObjectWriter::with_capacity(160);
+    match command {
+        "import_graph" => {
+            req.string("graphName", graph)
+                .boolean("offline", false)
+                .string("edgesetPath", &format!("/user/GES/data/edges-{index}.csv"))
+                .string(
+                    "vertexsetPath",
+                    &format!("/user/GES/data/vertices-{index}.csv"),
+                );
+        }
+        "batch_build_index" => {
+            let mut index_spec = ObjectWriter::with_capacity(128);
+            index_spec
+                .string("indexType", "GlobalCompositeEdgeIndex")
+                .string("indexName", &format!("edge_index_{index}"))
+                .raw("indexProperty", b"[]")
+                .boolean("hasLabel", true);
+            req.raw("indices", &array_of_one(&index_spec.finish()));
+        }
+        "execute_cypher_query" => {
+            req.raw(
+                "statements",
+                br#"[{"statement":"match (n) return count(n)","executionMode":"async"}]"#,
+            );
+        }
+        _ => {
+            let parameters = format!(
+                r#"{{"alpha":0.85,"convergence":0.00001,"max_iterations":{}}}"#,
+                1_000 + index
+            );
+            req.string("algorithmName", "pagerank")
+                .raw("parameters", parameters.as_bytes());
+        }
+    }
+    into_string(req.finish())
 }
 
-fn import_body(index: usize) -> Value {
-    json!({
-        "edgesetPath": format!("file:///root/ges-install/auDatas/ranking_edge-{index}.csv"),
-        "vertexsetPath": "file:///root/ges-install/auDatas/movies_vertex_new.csv",
-        "schemaPath": "file:///root/ges-install/auDatas/schema_aikv.xml",
-    })
+/// The rendered `request.body` of a legacy import job.
+fn import_body(index: usize) -> Vec<u8> {
+    let mut body = ObjectWriter::with_capacity(200);
+    body.string(
+        "edgesetPath",
+        &format!("file:///root/ges-install/auDatas/ranking_edge-{index}.csv"),
+    )
+    .string(
+        "vertexsetPath",
+        "file:///root/ges-install/auDatas/movies_vertex_new.csv",
+    )
+    .string(
+        "schemaPath",
+        "file:///root/ges-install/auDatas/schema_aikv.xml",
+    );
+    body.finish()
 }
 
 fn is_finished(status: &str) -> bool {
-    matches!(status, "success" | "complete" | "failed" | "partiallyFailed")
+    matches!(
+        status,
+        "success" | "complete" | "failed" | "partiallyFailed"
+    )
 }
 
 /// UUID layout (8-4-4-4-12) of 128 bits.
@@ -586,6 +650,8 @@ fn mix(mut z: u64) -> u64 {
 mod tests {
     use std::collections::HashSet;
 
+    use serde_json::json;
+
     use super::*;
 
     fn parse(job: &StoredJob) -> Value {
@@ -593,13 +659,19 @@ mod tests {
     }
 
     fn is_hex(s: &str) -> bool {
-        s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        s.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
     }
 
     fn is_uuid(s: &str) -> bool {
         s.len() == 36
-            && s.char_indices()
-                .all(|(i, c)| if [8, 13, 18, 23].contains(&i) { c == '-' } else { is_hex(&c.to_string()) })
+            && s.char_indices().all(|(i, c)| {
+                if [8, 13, 18, 23].contains(&i) {
+                    c == '-'
+                } else {
+                    is_hex(&c.to_string())
+                }
+            })
     }
 
     fn assert_memory_id(id: &str) {
@@ -656,10 +728,17 @@ mod tests {
             let again = generate(dialect, 2_000, 7, "movies");
             let b = generate(dialect, 2_000, 8, "movies");
             assert_eq!(a.len(), 2_000);
-            assert!(a.iter().zip(&again).all(|(x, y)| x.id == y.id && x.json == y.json));
+            assert!(a
+                .iter()
+                .zip(&again)
+                .all(|(x, y)| x.id == y.id && x.json == y.json));
 
             let ids: HashSet<&str> = a.iter().chain(&b).map(|job| job.id.as_str()).collect();
-            assert_eq!(ids.len(), 4_000, "{dialect}: IDs must be unique within and across seeds");
+            assert_eq!(
+                ids.len(),
+                4_000,
+                "{dialect}: IDs must be unique within and across seeds"
+            );
         }
         assert!(generate(Dialect::Memory, 0, 1, "movies").is_empty());
     }
@@ -672,7 +751,11 @@ mod tests {
                 assert_eq!(value["jobId"], job.id.as_str());
                 assert!(value["status"].is_string());
                 let compact = serde_json::to_vec(&value).expect("a JSON value must serialize");
-                assert_eq!(compact.len(), job.json.len(), "{dialect}: job JSON must be compact");
+                assert_eq!(
+                    compact.len(),
+                    job.json.len(),
+                    "{dialect}: job JSON must be compact"
+                );
                 assert!(!job.json.contains(&b'\n'));
             }
         }
@@ -680,29 +763,66 @@ mod tests {
 
     #[test]
     fn memory_jobs_mix_statuses_types_and_unsorted_times() {
-        let jobs: Vec<Value> = generate(Dialect::Memory, 10_000, 11, "movies").iter().map(parse).collect();
+        let jobs: Vec<Value> = generate(Dialect::Memory, 10_000, 11, "movies")
+            .iter()
+            .map(parse)
+            .collect();
         let count = |f: &dyn Fn(&Value) -> bool| jobs.iter().filter(|j| f(j)).count();
 
         let pending = count(&|j| j["startTime"] == "");
         let failed = count(&|j| j["status"] == "failed");
         let imports = count(&|j| j["taskType"] == "ImportGraph");
-        assert!((300..=800).contains(&pending), "about 5 % pending, got {pending}");
-        assert!((700..=1_300).contains(&failed), "about 10 % failed, got {failed}");
-        assert!((700..=1_300).contains(&imports), "about 10 % ImportGraph, got {imports}");
+        assert!(
+            (300..=800).contains(&pending),
+            "about 5 % pending, got {pending}"
+        );
+        assert!(
+            (700..=1_300).contains(&failed),
+            "about 10 % failed, got {failed}"
+        );
+        assert!(
+            (700..=1_300).contains(&imports),
+            "about 10 % ImportGraph, got {imports}"
+        );
         assert_eq!(count(&|j| j.get("failReason").is_some()), failed);
         assert_eq!(count(&|j| j.get("files").is_some()), imports);
-        assert!(jobs.iter().all(|j| j["progress"].is_string() && j["canStop"].is_boolean()));
+        assert!(jobs
+            .iter()
+            .all(|j| j["progress"].is_string() && j["canStop"].is_boolean()));
         assert!(jobs.iter().all(|j| j["rawRequest"].is_string()));
-        assert!(count(&|j| j["rawRequest"].as_str().is_some_and(|r| r.contains('"') && r.contains('✓'))) > 0);
+        assert!(
+            count(&|j| j["rawRequest"]
+                .as_str()
+                .is_some_and(|r| r.contains('"') && r.contains('✓')))
+                > 0
+        );
 
-        let starts: Vec<&str> = jobs.iter().filter_map(|j| j["startTime"].as_str()).filter(|s| !s.is_empty()).collect();
-        assert!(starts.iter().all(|s| s.len() == 19 && s.starts_with("2024-")), "times must be yyyy-MM-dd HH:mm:ss in 2024");
+        let starts: Vec<&str> = jobs
+            .iter()
+            .filter_map(|j| j["startTime"].as_str())
+            .filter(|s| !s.is_empty())
+            .collect();
+        assert!(
+            starts
+                .iter()
+                .all(|s| s.len() == 19 && s.starts_with("2024-")),
+            "times must be yyyy-MM-dd HH:mm:ss in 2024"
+        );
         let pairs = starts.windows(2);
         let equal = pairs.clone().filter(|w| w[0] == w[1]).count();
         let rising = pairs.filter(|w| w[0] < w[1]).count();
-        assert!(equal > 100, "some start times must share a second, got {equal}");
-        assert!(rising > 50, "some start times must be out of order, got {rising}");
-        assert!(starts.first() > starts.last(), "start times must descend overall");
+        assert!(
+            equal > 100,
+            "some start times must share a second, got {equal}"
+        );
+        assert!(
+            rising > 50,
+            "some start times must be out of order, got {rising}"
+        );
+        assert!(
+            starts.first() > starts.last(),
+            "start times must descend overall"
+        );
         for job in &jobs {
             let (start, end) = (job["startTime"].as_str(), job["endTime"].as_str());
             if job["status"] == "success" {
@@ -717,12 +837,17 @@ mod tests {
             let value = parse(&job);
             let request = &value["request"];
             assert!(request["command"].is_string());
-            assert!(request["url"].as_str().is_some_and(|url| url.contains("/graphs/g1/")));
-            assert!(request["rawRequest"].as_str().is_some_and(|raw| serde_json::from_str::<Value>(raw).is_ok()));
+            assert!(request["url"]
+                .as_str()
+                .is_some_and(|url| url.contains("/graphs/g1/")));
+            assert!(request["rawRequest"]
+                .as_str()
+                .is_some_and(|raw| serde_json::from_str::<Value>(raw).is_ok()));
         }
         for job in generate(Dialect::Legacy, 200, 5, "g1") {
             let value = parse(&job);
-            assert!(["pending", "running", "complete"].contains(&value["status"].as_str().unwrap_or_default()));
+            assert!(["pending", "running", "complete"]
+                .contains(&value["status"].as_str().unwrap_or_default()));
             assert!(value["request"]["body"].is_object());
             assert_eq!(value["request"]["command"], "import_graph");
         }
@@ -740,17 +865,30 @@ mod tests {
         assert_eq!(job["endTime"], "");
         assert!(job.get("failReason").is_none());
 
-        let job = parse(&memory_job_with_start("m3", json!(1_716_457_240_000_u64), "running"));
+        let job = parse(&memory_job_with_start(
+            "m3",
+            json!(1_716_457_240_000_u64),
+            "running",
+        ));
         assert_eq!(job["startTime"], 1_716_457_240_000_u64);
         assert_eq!(job["status"], "running");
 
-        let job = parse(&persistence_job("p1", "success", "batch_build_index", "g\"x"));
+        let job = parse(&persistence_job(
+            "p1",
+            "success",
+            "batch_build_index",
+            "g\"x",
+        ));
         assert_eq!(job["request"]["command"], "batch_build_index");
-        assert!(job["request"]["url"].as_str().is_some_and(|url| url.contains("graphs/g\"x/indices")));
+        assert!(job["request"]["url"]
+            .as_str()
+            .is_some_and(|url| url.contains("graphs/g\"x/indices")));
 
         let job = parse(&legacy_job("l1", "complete", "moviejx"));
         assert_eq!(job["jobId"], "l1");
-        assert!(job["request"]["url"].as_str().is_some_and(|url| url.contains("/graphs/moviejx/")));
+        assert!(job["request"]["url"]
+            .as_str()
+            .is_some_and(|url| url.contains("/graphs/moviejx/")));
     }
 
     #[test]
@@ -769,9 +907,19 @@ mod tests {
         let persistence = parse(&submitted_job(Dialect::Persistence, "b", &sub));
         assert_eq!(persistence["request"]["url"], sub.url);
         assert_eq!(persistence["request"]["rawRequest"], sub.raw_request);
-        let legacy = parse(&submitted_job(Dialect::Legacy, "c", &Submission { raw_request: "not json", ..sub }));
+        let legacy = parse(&submitted_job(
+            Dialect::Legacy,
+            "c",
+            &Submission {
+                raw_request: "not json",
+                ..sub
+            },
+        ));
         assert_eq!(legacy["request"]["body"], json!({}));
-        assert_eq!(job_status(&submitted_job(Dialect::Legacy, "c", &sub).json), "running");
+        assert_eq!(
+            job_status(&submitted_job(Dialect::Legacy, "c", &sub).json),
+            "running"
+        );
     }
 
     #[test]
@@ -781,19 +929,31 @@ mod tests {
             .expect("a list body must be JSON");
         assert_eq!(body["totalCount"], 3);
         assert_eq!(body["result"], "success");
-        let ids: Vec<&str> = body["jobs"].as_array().into_iter().flatten().filter_map(|j| j["jobId"].as_str()).collect();
+        let ids: Vec<&str> = body["jobs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|j| j["jobId"].as_str())
+            .collect();
         assert_eq!(ids, [&jobs[1].id, &jobs[2].id, &jobs[3].id]);
 
         for dialect in [Dialect::Memory, Dialect::Legacy] {
             let jobs = generate(dialect, 3, 1, "movies");
-            let body: Value = serde_json::from_slice(&render_list(dialect, &jobs)).expect("a list body must be JSON");
-            assert!(body.get("totalCount").is_none(), "{dialect} has no totalCount");
+            let body: Value = serde_json::from_slice(&render_list(dialect, &jobs))
+                .expect("a list body must be JSON");
+            assert!(
+                body.get("totalCount").is_none(),
+                "{dialect} has no totalCount"
+            );
             assert_eq!(body["jobs"].as_array().map(Vec::len), Some(3));
             assert_eq!(body["result"], "success");
         }
 
         let empty = render_list(Dialect::Persistence, &[]);
-        assert_eq!(&empty[..], br#"{"jobs":[],"totalCount":0,"result":"success"}"#);
+        assert_eq!(
+            &empty[..],
+            br#"{"jobs":[],"totalCount":0,"result":"success"}"#
+        );
     }
 
     #[test]
@@ -815,7 +975,9 @@ mod tests {
 
     #[test]
     fn permute_is_invertible_in_practice() {
-        let outputs: HashSet<(u64, u64)> = (0..64).flat_map(|a| (0..64).map(move |b| permute(a, b))).collect();
+        let outputs: HashSet<(u64, u64)> = (0..64)
+            .flat_map(|a| (0..64).map(move |b| permute(a, b)))
+            .collect();
         assert_eq!(outputs.len(), 64 * 64);
     }
 }

@@ -70,13 +70,19 @@ impl Reply {
             error_code: code,
             result: dialect.result_on_error().then_some("failed"),
         };
-        let body = serde_json::to_vec(&body).expect("an error body must serialize: it holds only strings");
+        let body =
+            serde_json::to_vec(&body).expect("an error body must serialize: it holds only strings");
         Reply::json(status, body)
     }
 
     /// `400 GES.8005 "Parameter error!"`.
     pub(super) fn parameter_error(dialect: Dialect) -> Self {
-        Reply::error(dialect, StatusCode::BAD_REQUEST, "GES.8005", "Parameter error!")
+        Reply::error(
+            dialect,
+            StatusCode::BAD_REQUEST,
+            "GES.8005",
+            "Parameter error!",
+        )
     }
 
     pub(super) fn into_response(self) -> Response<EngineBody> {
@@ -119,14 +125,17 @@ impl Body for EngineBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         match self.get_mut() {
-            EngineBody::Full(body) => {
-                Poll::Ready(body.take().filter(|b| !b.is_empty()).map(|b| Ok(Frame::data(b))))
-            }
+            EngineBody::Full(body) => Poll::Ready(
+                body.take()
+                    .filter(|b| !b.is_empty())
+                    .map(|b| Ok(Frame::data(b))),
+            ),
             EngineBody::Truncated { half, pause } => {
                 if let Some(half) = half.take().filter(|b| !b.is_empty()) {
                     return Poll::Ready(Some(Ok(Frame::data(half))));
                 }
-                let pause = pause.get_or_insert_with(|| Box::pin(tokio::time::sleep(TRUNCATE_PAUSE)));
+                let pause =
+                    pause.get_or_insert_with(|| Box::pin(tokio::time::sleep(TRUNCATE_PAUSE)));
                 ready!(pause.as_mut().poll(cx));
                 Poll::Ready(Some(Err(io::Error::new(
                     io::ErrorKind::ConnectionAborted,
@@ -145,7 +154,9 @@ impl Body for EngineBody {
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            EngineBody::Full(body) => SizeHint::with_exact(body.as_ref().map_or(0, |b| b.len() as u64)),
+            EngineBody::Full(body) => {
+                SizeHint::with_exact(body.as_ref().map_or(0, |b| b.len() as u64))
+            }
             // Unknown, so that hyper sends the real body's Content-Length as set.
             EngineBody::Truncated { .. } => SizeHint::default(),
         }

@@ -90,7 +90,10 @@ impl Shared {
         };
 
         // Swap under the lock, drop the old table outside it.
-        let old = std::mem::replace(&mut *self.jobs.write().unwrap_or_else(PoisonError::into_inner), table);
+        let old = std::mem::replace(
+            &mut *self.jobs.write().unwrap_or_else(PoisonError::into_inner),
+            table,
+        );
         drop(old);
     }
 
@@ -131,7 +134,10 @@ impl Shared {
     }
 
     pub(super) fn fault(&self) -> Fault {
-        self.fault.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.fault
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub(super) fn set_fault(&self, fault: Fault) {
@@ -157,7 +163,10 @@ impl Shared {
     }
 
     pub(super) fn clear_seen(&self) {
-        self.seen.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        self.seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
     }
 }
 
@@ -201,7 +210,10 @@ mod tests {
     #[test]
     fn pages_list_submitted_jobs_newest_first_then_the_base_list() {
         let state = shared();
-        state.set_jobs(vec![legacy_job("a", "complete", "g"), legacy_job("b", "complete", "g")]);
+        state.set_jobs(vec![
+            legacy_job("a", "complete", "g"),
+            legacy_job("b", "complete", "g"),
+        ]);
         state.push_submitted(legacy_job("s1", "running", "g"));
         state.push_submitted(legacy_job("s2", "running", "g"));
 
@@ -218,25 +230,39 @@ mod tests {
     #[test]
     fn find_sees_base_and_submitted_jobs_and_set_jobs_forgets_submissions() {
         let state = shared();
-        state.set_jobs(vec![legacy_job("a", "complete", "g"), legacy_job("a", "pending", "g")]);
+        state.set_jobs(vec![
+            legacy_job("a", "complete", "g"),
+            legacy_job("a", "pending", "g"),
+        ]);
         state.push_submitted(legacy_job("s1", "running", "g"));
         let snap = state.snapshot();
 
         let first = state.find("a").expect("a listed job must be found");
-        assert_eq!(jobs::job_status(&first.json), "complete", "the first duplicate must win");
+        assert_eq!(
+            jobs::job_status(&first.json),
+            "complete",
+            "the first duplicate must win"
+        );
         assert!(state.find("s1").is_some());
         assert!(state.find("zzz").is_none());
 
         state.set_jobs(Vec::new());
         assert!(state.find("s1").is_none());
         assert_eq!(state.jobs_len(), 0);
-        assert_eq!(snap.page(0, 10).count(), 3, "an older snapshot must stay intact");
+        assert_eq!(
+            snap.page(0, 10).count(),
+            3,
+            "an older snapshot must stay intact"
+        );
     }
 
     #[test]
     fn job_ids_differ_between_nodes_and_between_calls() {
         let a = shared();
-        let b = Shared::new(EngineOptions::default(), SocketAddr::from(([127, 0, 0, 1], 8081)));
+        let b = Shared::new(
+            EngineOptions::default(),
+            SocketAddr::from(([127, 0, 0, 1], 8081)),
+        );
         let (a1, a2, b1) = (a.next_job_id(), a.next_job_id(), b.next_job_id());
         assert_ne!(a1, a2);
         assert_ne!(a1, b1);

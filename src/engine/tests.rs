@@ -85,7 +85,12 @@ fn ids(body: &Value) -> Vec<String> {
 }
 
 fn assert_error(answer: &Answer, status: StatusCode, code: &str, result: Option<&str>) {
-    assert_eq!(answer.status, status, "{}", String::from_utf8_lossy(&answer.body));
+    assert_eq!(
+        answer.status,
+        status,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
     let body = json(answer);
     assert_eq!(body["errorCode"], code, "{body}");
     assert_eq!(body.get("result").and_then(Value::as_str), result, "{body}");
@@ -107,7 +112,10 @@ async fn persistence_node_serves_list_status_and_cancel() {
     let answer = get(&c, &format!("{url}{BASE}/jobs/status")).await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.headers["content-type"], "application/json");
-    assert_eq!(answer.headers["content-length"], answer.body.len().to_string().as_str());
+    assert_eq!(
+        answer.headers["content-length"],
+        answer.body.len().to_string().as_str()
+    );
     let body = json(&answer);
     assert_eq!(ids(&body), all);
     assert_eq!(body["totalCount"], 10);
@@ -130,33 +138,54 @@ async fn persistence_node_serves_list_status_and_cancel() {
     assert_eq!(json(&answer)["errorMessage"], "graph : movidde not exist");
     let answer = get(&c, &format!("{url}/ges/v1.0/p-1/graphs/movies/jobs/status")).await;
     assert_error(&answer, StatusCode::BAD_REQUEST, "GES.8005", Some("failed"));
-    let answer = call(&c, Method::POST, &format!("{url}{BASE}/jobs/status"), &[], "")
-        .await
-        .expect("the node must answer");
-    assert_error(&answer, StatusCode::METHOD_NOT_ALLOWED, "GES.8005", Some("failed"));
+    let answer = call(
+        &c,
+        Method::POST,
+        &format!("{url}{BASE}/jobs/status"),
+        &[],
+        "",
+    )
+    .await
+    .expect("the node must answer");
+    assert_error(
+        &answer,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "GES.8005",
+        Some("failed"),
+    );
 
     // Job status.
     let body = json(&get(&c, &format!("{url}{BASE}/jobs/{}/status", all[0])).await);
-    let expected: Value = serde_json::from_slice(&generate(Dialect::Persistence, 1, 1, "movies")[0].json)
-        .expect("a generated job must be JSON");
+    let expected: Value =
+        serde_json::from_slice(&generate(Dialect::Persistence, 1, 1, "movies")[0].json)
+            .expect("a generated job must be JSON");
     assert_eq!(body["status"], expected["status"]);
     assert_eq!(body["result"], "success");
     assert!(body["data"]["outputs"].is_object());
     let answer = get(&c, &format!("{url}{BASE}/jobs/nope/status")).await;
     assert_error(&answer, StatusCode::BAD_REQUEST, "GES.8301", Some("failed"));
-    assert_eq!(json(&answer)["errorMessage"], "can not find job, jobId is nope");
+    assert_eq!(
+        json(&answer)["errorMessage"],
+        "can not find job, jobId is nope"
+    );
 
     // Cancel keeps the job listed.
     let cancel = |id: &str| format!("{url}{BASE}/jobs/{id}");
     let answer = call(&c, Method::DELETE, &cancel(&all[3]), &[], "")
         .await
         .expect("the node must answer");
-    assert_eq!((answer.status, &answer.body[..]), (StatusCode::OK, &b"{}"[..]));
+    assert_eq!(
+        (answer.status, &answer.body[..]),
+        (StatusCode::OK, &b"{}"[..])
+    );
     let answer = call(&c, Method::DELETE, &cancel("nope"), &[], "")
         .await
         .expect("the node must answer");
     assert_error(&answer, StatusCode::BAD_REQUEST, "GES.8303", Some("failed"));
-    assert_eq!(json(&answer)["errorMessage"], "can not find job to cancel, id is nope");
+    assert_eq!(
+        json(&answer)["errorMessage"],
+        "can not find job to cancel, id is nope"
+    );
     assert_eq!(node.jobs_len(), 10);
 }
 
@@ -169,29 +198,54 @@ async fn submitted_jobs_appear_at_the_head_of_the_list() {
 
     let request = r#"{"algorithmName":"pagerank","parameters":{"alpha":0.85}}"#;
     let submit = format!("{url}{BASE}/action?action_id=execute-algorithm");
-    let answer = call(&c, Method::POST, &submit, &[("content-type", "application/json")], request)
-        .await
-        .expect("the node must answer");
+    let answer = call(
+        &c,
+        Method::POST,
+        &submit,
+        &[("content-type", "application/json")],
+        request,
+    )
+    .await
+    .expect("the node must answer");
     assert_eq!(answer.status, StatusCode::OK);
     let created = json(&answer);
     assert_eq!(created["jobType"], 1);
-    let first = created["jobId"].as_str().expect("a submission must answer a jobId").to_owned();
+    let first = created["jobId"]
+        .as_str()
+        .expect("a submission must answer a jobId")
+        .to_owned();
 
     let cypher = format!("{url}{BASE}/action?action_id=execute-cypher-query");
-    let created = json(&call(&c, Method::POST, &cypher, &[], "{}").await.expect("the node must answer"));
+    let created = json(
+        &call(&c, Method::POST, &cypher, &[], "{}")
+            .await
+            .expect("the node must answer"),
+    );
     assert_eq!(created["errors"], serde_json::json!([]));
     let result = &created["results"][0];
     assert_eq!(result["columns"], serde_json::json!(["jobId", "jobType"]));
     assert_eq!(result["data"], serde_json::json!([]));
-    let second = result["jobId"].as_str().expect("a Cypher submission must answer a jobId").to_owned();
+    let second = result["jobId"]
+        .as_str()
+        .expect("a Cypher submission must answer a jobId")
+        .to_owned();
 
     let index = format!("{url}{BASE}/indices");
-    let created = json(&call(&c, Method::POST, &index, &[], "{}").await.expect("the node must answer"));
+    let created = json(
+        &call(&c, Method::POST, &index, &[], "{}")
+            .await
+            .expect("the node must answer"),
+    );
     assert_eq!(created["jobType"], 8);
-    let third = created["jobId"].as_str().expect("an index submission must answer a jobId").to_owned();
+    let third = created["jobId"]
+        .as_str()
+        .expect("an index submission must answer a jobId")
+        .to_owned();
 
     let too_big = "x".repeat((1 << 20) + 1);
-    let answer = call(&c, Method::POST, &submit, &[], &too_big).await.expect("the node must answer");
+    let answer = call(&c, Method::POST, &submit, &[], &too_big)
+        .await
+        .expect("the node must answer");
     assert_error(&answer, StatusCode::BAD_REQUEST, "GES.8005", Some("failed"));
 
     assert_eq!(node.jobs_len(), 6);
@@ -201,7 +255,10 @@ async fn submitted_jobs_appear_at_the_head_of_the_list() {
     let job = &body["jobs"][2];
     assert_eq!(job["status"], "running");
     assert_eq!(job["request"]["rawRequest"], request);
-    assert_eq!(job["request"]["url"], format!("{BASE}/action?action_id=execute-algorithm"));
+    assert_eq!(
+        job["request"]["url"],
+        format!("{BASE}/action?action_id=execute-algorithm")
+    );
 
     let status = json(&get(&c, &format!("{url}{BASE}/jobs/{first}/status")).await);
     assert_eq!(status["status"], "running");
@@ -245,7 +302,9 @@ async fn other_requests_are_echoed_and_every_request_is_recorded() {
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[0].method, "PUT");
     assert_eq!(seen[0].path_and_query, "/x/y?a=b");
-    assert!(seen[0].headers.contains(&("x-auth-token".to_owned(), "tok".to_owned())));
+    assert!(seen[0]
+        .headers
+        .contains(&("x-auth-token".to_owned(), "tok".to_owned())));
     assert_eq!(seen[1].path_and_query, format!("{BASE}/schema"));
     node.clear_seen();
     assert!(node.seen().is_empty());
@@ -261,12 +320,24 @@ async fn faults_replace_delay_or_break_the_answers() {
     let list = format!("{url}{BASE}/jobs/status");
 
     node.set_fault(Fault::Drop);
-    assert!(call(&c, Method::GET, &list, &[], "").await.is_err(), "a dropped connection must fail the call");
-    assert_eq!(node.requests(), 1, "a dropped request must still be counted");
+    assert!(
+        call(&c, Method::GET, &list, &[], "").await.is_err(),
+        "a dropped connection must fail the call"
+    );
+    assert_eq!(
+        node.requests(),
+        1,
+        "a dropped request must still be counted"
+    );
 
     node.set_fault(Fault::Status(503));
     let answer = get(&c, &list).await;
-    assert_error(&answer, StatusCode::SERVICE_UNAVAILABLE, "GES.8602", Some("failed"));
+    assert_error(
+        &answer,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "GES.8602",
+        Some("failed"),
+    );
 
     node.set_fault(Fault::StatusPlain(502));
     let answer = get(&c, &list).await;
@@ -281,14 +352,20 @@ async fn faults_replace_delay_or_break_the_answers() {
     node.set_fault(Fault::Delay(Duration::from_millis(300)));
     let started = Instant::now();
     let answer = get(&c, &list).await;
-    assert!(started.elapsed() >= Duration::from_millis(300), "the answer must be delayed");
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "the answer must be delayed"
+    );
     assert_eq!(ids(&json(&answer)).len(), 20);
 
     node.set_fault(Fault::TruncatedBody);
     let req = Request::get(&list)
         .body(Full::new(Bytes::new()))
         .expect("a GET request must build");
-    let resp = c.request(req).await.expect("a truncated answer must still have a head");
+    let resp = c
+        .request(req)
+        .await
+        .expect("a truncated answer must still have a head");
     assert_eq!(resp.status(), StatusCode::OK);
     let announced: usize = resp.headers()["content-length"]
         .to_str()
@@ -296,7 +373,10 @@ async fn faults_replace_delay_or_break_the_answers() {
         .and_then(|len| len.parse().ok())
         .expect("a truncated answer must announce its full length");
     assert!(announced > 100);
-    assert!(resp.into_body().collect().await.is_err(), "a truncated body must fail to read");
+    assert!(
+        resp.into_body().collect().await.is_err(),
+        "a truncated body must fail to read"
+    );
 
     node.set_fault(Fault::None);
     assert_eq!(ids(&json(&get(&c, &list).await)).len(), 20);
@@ -310,7 +390,10 @@ async fn a_required_token_is_checked_before_the_graph() {
         required_token: Some("s3cret".to_owned()),
         ..EngineOptions::default()
     };
-    assert!(!format!("{options:?}").contains("s3cret"), "Debug must not show the token");
+    assert!(
+        !format!("{options:?}").contains("s3cret"),
+        "Debug must not show the token"
+    );
     let node = start(options).await;
     let (c, url) = (client(), node.url());
     let list = format!("{url}{BASE}/jobs/status");
@@ -318,7 +401,11 @@ async fn a_required_token_is_checked_before_the_graph() {
 
     let ask = |url: String, headers: &'static [(&'static str, &'static str)]| {
         let c = c.clone();
-        async move { call(&c, Method::GET, &url, headers, "").await.expect("the node must answer") }
+        async move {
+            call(&c, Method::GET, &url, headers, "")
+                .await
+                .expect("the node must answer")
+        }
     };
     let answer = ask(list.clone(), &[]).await;
     assert_error(&answer, StatusCode::BAD_REQUEST, "GES.8007", Some("failed"));
@@ -330,8 +417,16 @@ async fn a_required_token_is_checked_before_the_graph() {
     let answer = ask(format!("{url}/x"), &[]).await;
     assert_error(&answer, StatusCode::BAD_REQUEST, "GES.8007", Some("failed"));
 
-    assert_eq!(ask(list.clone(), &[("x-auth-token", "s3cret")]).await.status, StatusCode::OK);
-    assert_eq!(ask(list, &[("x-api-key", "s3cret")]).await.status, StatusCode::OK);
+    assert_eq!(
+        ask(list.clone(), &[("x-auth-token", "s3cret")])
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        ask(list, &[("x-api-key", "s3cret")]).await.status,
+        StatusCode::OK
+    );
     let answer = ask(other_graph, &[("x-api-key", "s3cret")]).await;
     assert_error(&answer, StatusCode::BAD_REQUEST, "GES.8000", Some("failed"));
 }
@@ -362,16 +457,42 @@ async fn memory_and_legacy_nodes_speak_their_dialects() {
     assert_eq!(status["data"]["outputs"]["data_total_size"], 0);
     assert!(status.get("result").is_none());
 
-    assert_error(&get(&c, &format!("{base}/jobs/x/status")).await, StatusCode::BAD_REQUEST, "GES.8301", None);
-    assert_error(&get(&c, &format!("{base}/jobs/status?limit=-1")).await, StatusCode::BAD_REQUEST, "GES.8005", None);
-    let answer = call(&c, Method::POST, &format!("{base}/vertices/action?action_id=query"), &[], "{}")
-        .await
-        .expect("the node must answer");
-    let id = json(&answer)["jobId"].as_str().unwrap_or_default().to_owned();
-    assert_eq!(id.len(), 45, "memory IDs are a UUID and a 9-digit suffix: {id}");
+    assert_error(
+        &get(&c, &format!("{base}/jobs/x/status")).await,
+        StatusCode::BAD_REQUEST,
+        "GES.8301",
+        None,
+    );
+    assert_error(
+        &get(&c, &format!("{base}/jobs/status?limit=-1")).await,
+        StatusCode::BAD_REQUEST,
+        "GES.8005",
+        None,
+    );
+    let answer = call(
+        &c,
+        Method::POST,
+        &format!("{base}/vertices/action?action_id=query"),
+        &[],
+        "{}",
+    )
+    .await
+    .expect("the node must answer");
+    let id = json(&answer)["jobId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(
+        id.len(),
+        45,
+        "memory IDs are a UUID and a 9-digit suffix: {id}"
+    );
     let body = json(&get(&c, &format!("{base}/jobs/status?limit=1")).await);
     assert_eq!(body["jobs"][0]["taskType"], "VertexQuery");
-    assert_eq!(body["jobs"][0]["startTime"].as_str().map(str::len), Some(19));
+    assert_eq!(
+        body["jobs"][0]["startTime"].as_str().map(str::len),
+        Some(19)
+    );
 
     let legacy = start(EngineOptions {
         dialect: Dialect::Legacy,
@@ -403,12 +524,19 @@ async fn listing_100000_jobs_takes_well_under_two_seconds() {
     let started = Instant::now();
     let answer = get(&c, &format!("{url}{BASE}/jobs/status")).await;
     let elapsed = started.elapsed();
-    assert!(elapsed < Duration::from_secs(2), "listing 100000 jobs took {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_secs(2),
+        "listing 100000 jobs took {elapsed:?}"
+    );
 
     let list: List = serde_json::from_slice(&answer.body).expect("the list must be JSON");
     assert_eq!((list.jobs.len(), list.total_count), (100_000, 100_000));
-    let list: List = serde_json::from_slice(&get(&c, &format!("{url}{BASE}/jobs/status?offset=99990")).await.body)
-        .expect("the list must be JSON");
+    let list: List = serde_json::from_slice(
+        &get(&c, &format!("{url}{BASE}/jobs/status?offset=99990"))
+            .await
+            .body,
+    )
+    .expect("the list must be JSON");
     assert_eq!(list.jobs.len(), 10);
 }
 
@@ -421,6 +549,12 @@ async fn shutdown_stops_the_node() {
 
     node.shutdown();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(call(&c, Method::GET, &format!("{url}/ping"), &[], "").await.is_err());
-    assert!(call(&client(), Method::GET, &format!("{url}/ping"), &[], "").await.is_err());
+    assert!(call(&c, Method::GET, &format!("{url}/ping"), &[], "")
+        .await
+        .is_err());
+    assert!(
+        call(&client(), Method::GET, &format!("{url}/ping"), &[], "")
+            .await
+            .is_err()
+    );
 }

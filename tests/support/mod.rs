@@ -33,12 +33,19 @@ impl Sidecar {
     /// Like [`Sidecar::start`], with extra environment variables.
     pub fn start_with_env(args: &[String], env: &[(&str, &str)]) -> Sidecar {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ges-sidecar"));
-        cmd.args(["--listen", "127.0.0.1:0", "--log-format", "json", "--threads", "2"])
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        cmd.args([
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--threads",
+            "2",
+        ])
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -59,12 +66,18 @@ impl Sidecar {
             Ok(addr) => addr,
             Err(_) => {
                 let _ = child.kill();
-                panic!("the sidecar must log its address: {:?}", log.lock().expect("log lock"));
+                panic!(
+                    "the sidecar must log its address: {:?}",
+                    log.lock().expect("log lock")
+                );
             }
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "the sidecar must accept connections");
+            assert!(
+                Instant::now() < deadline,
+                "the sidecar must accept connections"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         Sidecar { child, addr, log }
@@ -98,15 +111,21 @@ fn listening_addr(line: &str) -> Option<SocketAddr> {
 
 /// `--upstream URL` for each node.
 pub fn upstream_args(nodes: &[EngineNode]) -> Vec<String> {
-    nodes.iter().flat_map(|n| ["--upstream".to_string(), n.url()]).collect()
+    nodes
+        .iter()
+        .flat_map(|n| ["--upstream".to_string(), n.url()])
+        .collect()
 }
 
 /// Starts `n` stand-in nodes speaking `dialect` on 127.0.0.1:0.
 pub async fn start_nodes(n: usize, dialect: Dialect) -> Vec<EngineNode> {
     let mut nodes = Vec::with_capacity(n);
     for i in 0..n {
-        let options =
-            EngineOptions { dialect, name: format!("engine-{i}"), ..EngineOptions::default() };
+        let options = EngineOptions {
+            dialect,
+            name: format!("engine-{i}"),
+            ..EngineOptions::default()
+        };
         let node = EngineNode::start(SocketAddr::from(([127, 0, 0, 1], 0)), options)
             .await
             .expect("a stand-in node must start");
@@ -127,7 +146,10 @@ impl Resp {
     /// The body as JSON.
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("body must be JSON ({e}): {}", String::from_utf8_lossy(&self.body))
+            panic!(
+                "body must be JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
         })
     }
 
@@ -135,7 +157,9 @@ impl Resp {
     pub fn job_ids(&self) -> Vec<String> {
         let v = self.json();
         let jobs = v["jobs"].as_array().expect("jobs must be an array");
-        jobs.iter().map(|j| j["jobId"].as_str().expect("jobId").to_string()).collect()
+        jobs.iter()
+            .map(|j| j["jobId"].as_str().expect("jobId").to_string())
+            .collect()
     }
 }
 
@@ -159,8 +183,17 @@ pub async fn request(method: &str, url: &str, headers: &[(&str, &str)]) -> Resp 
         .expect("the request must get a response");
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await.expect("the body must arrive").to_bytes();
-    Resp { status, headers, body }
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .expect("the body must arrive")
+        .to_bytes();
+    Resp {
+        status,
+        headers,
+        body,
+    }
 }
 
 /// The job-list path for the stand-in's default graph.
