@@ -20,84 +20,48 @@
 //!   header.
 
 pub mod body;
-pub mod call;
 pub mod merge;
 pub mod order;
 pub mod plan;
 pub mod query;
 
-use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::join_all;
+use http::{Method, StatusCode};
 use tracing::{debug, debug_span, Instrument};
 
 pub use body::NodePage;
-pub use call::{CallHeaders, NodeClient};
 pub use plan::FetchPlan;
 pub use query::PageQuery;
 
+pub use crate::headers::CallHeaders;
+pub use crate::upstream::client::{FailureKind, NodeFailure};
+
 use crate::config::{Config, Node};
 use crate::error::SidecarError;
+use crate::metrics::metrics;
+use crate::upstream::client::{NodeClient, NodeRequest};
+use crate::upstream::Pool;
 
 /// The response header that names failed nodes on a partial answer.
 pub const FAILED_NODES_HEADER: &str = "X-GES-Failed-Nodes";
 
-/// Serves job-list requests for one set of nodes.
+/// Serves job-list requests over the pool's current nodes.
 pub struct JobLists {
-    nodes: Vec<Node>,
+    pool: Arc<Pool>,
     client: NodeClient,
+    timeout: Duration,
+    max_body: usize,
+    rewrite_host: bool,
     allow_partial: bool,
     plan: FetchPlan,
 }
 
-/// A node that did not deliver its part.
-#[derive(Clone, Debug)]
-pub struct NodeFailure {
-    /// The node's index.
-    pub index: usize,
-    /// The node's configured address.
-    pub node: String,
-    /// What went wrong.
-    pub kind: FailureKind,
-}
-
-/// Why a node failed.
-#[derive(Clone, Debug)]
-pub enum FailureKind {
-    /// The connection could not be made.
-    Connect(String),
-    /// No complete answer within the deadline.
-    Timeout(Duration),
-    /// An answer other than 200, without a GES error body or a 5xx.
-    Status {
-        /// The HTTP status.
-        status: u16,
-        /// The GES `errorCode`, if the body had one.
-        code: Option<String>,
-    },
-    /// A 4xx with a GES error body (unknown graph, bad token, ...).
-    Rejected {
-        /// The HTTP status.
-        status: u16,
-        /// The GES `errorCode`.
-        code: String,
-        /// The body, relayed when every node says the same.
-        body: Bytes,
-    },
-    /// The connection broke before the answer was complete.
-    Broken(String),
-    /// A 200 whose body is not a GES job list.
-    BadBody(String),
-    /// A body over the configured cap.
-    TooLarge(usize),
-    /// More jobs than `max-node-jobs`.
-    TooManyJobs(u64),
-}
-
 /// What one job-list request cost, for logs and metrics.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct FanoutStats {
     /// Calls made to nodes.
     pub calls: u64,
@@ -105,8 +69,10 @@ pub struct FanoutStats {
     pub jobs_fetched: u64,
     /// Jobs in the answer.
     pub jobs_returned: u64,
-    /// Nodes that failed.
-    pub failed_nodes: u64,
+    /// The nodes that failed, with the reason's metrics label.
+    pub failures: Vec<(String, &'static str)>,
+    /// Whether a partial answer was served.
+    pub partial: bool,
 }
 
 /// An answer to write downstream.
@@ -114,8 +80,8 @@ pub struct FanoutStats {
 pub struct Answer {
     /// HTTP status.
     pub status: u16,
-    /// Headers besides `Content-Type` and `Content-Length`.
-    pub headers: Vec<(&'static str, String)>,
+    /// Headers besides `Content-Length` (`Content-Type` defaults to JSON).
+    pub headers: Vec<(String, String)>,
     /// JSON body.
     pub body: Bytes,
 }
@@ -123,15 +89,14 @@ pub struct Answer {
 // === impl JobLists ===
 
 impl JobLists {
-    /// Builds the service from the configuration.
-    pub fn new(config: &Config) -> JobLists {
+    /// Builds the service over `pool`.
+    pub fn new(config: &Config, pool: Arc<Pool>) -> JobLists {
         JobLists {
-            nodes: config.nodes.clone(),
-            client: NodeClient::new(
-                config.upstream_timeout,
-                config.max_node_body_bytes,
-                config.rewrite_host,
-            ),
+            pool,
+            client: NodeClient::new(config.upstream_timeout),
+            timeout: config.upstream_timeout,
+            max_body: config.max_node_body_bytes,
+            rewrite_host: config.rewrite_host,
             allow_partial: config.allow_partial,
             plan: FetchPlan::new(config.max_node_jobs as u64),
         }
@@ -148,22 +113,31 @@ impl JobLists {
         path: &str,
         query: PageQuery,
         headers: &CallHeaders,
-    ) -> (Result<Answer, SidecarError>, FanoutStats) {
-        let calls = self.nodes.iter().map(|node| {
+        stats: &mut FanoutStats,
+    ) -> Result<Answer, SidecarError> {
+        let nodes = self.pool.nodes();
+        let calls = nodes.iter().map(|node| {
             let span = debug_span!("node", node = %node.url, index = node.index);
-            self.fetch_node(node, path, headers).instrument(span)
+            let healthy = self.pool.is_healthy(node);
+            async move {
+                if !healthy {
+                    return (Err(FailureKind::Unhealthy), 0);
+                }
+                self.fetch_node(node, path, headers).await
+            }
+            .instrument(span)
         });
         let results = join_all(calls).await;
 
-        let mut stats = FanoutStats::default();
         let mut pages = Vec::with_capacity(results.len());
         let mut failures = Vec::new();
-        for (node, (result, calls)) in self.nodes.iter().zip(results) {
+        for (node, (result, calls)) in nodes.iter().zip(results) {
             stats.calls += calls;
             match result {
-                Ok(node_pages) => pages.push((node.index, node_pages)),
+                Ok(node_pages) => pages.push((node, node_pages)),
                 Err(kind) => {
                     debug!(node = %node.url, error = %kind, "Node failed");
+                    metrics().node_failure(&node.url, kind.label());
                     failures.push(NodeFailure {
                         index: node.index,
                         node: node.url.clone(),
@@ -172,45 +146,57 @@ impl JobLists {
                 }
             }
         }
-        stats.failed_nodes = failures.len() as u64;
+        stats.failures = failures
+            .iter()
+            .map(|f| (f.node.clone(), f.kind.label()))
+            .collect();
         stats.jobs_fetched = pages
             .iter()
             .flat_map(|(_, p)| p)
             .map(|p| p.jobs.len() as u64)
             .sum::<u64>();
 
+        if nodes.is_empty() {
+            return Err(SidecarError::NoNode);
+        }
         if pages.is_empty() {
             if let Some(answer) = relay_common_rejection(&failures) {
-                return (Ok(answer), stats);
+                return Ok(answer);
             }
         }
         if !failures.is_empty() && (!self.allow_partial || pages.is_empty()) {
-            return (Err(SidecarError::NodesFailed(failures)), stats);
+            return Err(SidecarError::NodesFailed(failures));
         }
 
         let parts: Vec<merge::Part<'_>> = pages
             .iter()
-            .map(|(index, pages)| merge::Part {
-                node: *index as u32,
+            .map(|(node, pages)| merge::Part {
+                node: node.index as u32,
                 pages,
             })
             .collect();
         let merged = merge::merge(&parts, query);
         stats.jobs_returned = merged.jobs.len() as u64;
+        stats.partial = !failures.is_empty();
         let body = merge::render(&merged, &failures);
+
+        // Remember who owns the jobs the client now sees: it may ask about them.
+        for job in &merged.jobs {
+            if let Some((node, _)) = pages.iter().find(|(n, _)| n.index as u32 == job.node) {
+                self.pool.owners().learn(job.id, node.addr);
+            }
+        }
+
         let mut headers = Vec::new();
         if !failures.is_empty() {
             let names: Vec<&str> = failures.iter().map(|f| f.node.as_str()).collect();
-            headers.push((FAILED_NODES_HEADER, names.join(", ")));
+            headers.push((FAILED_NODES_HEADER.to_string(), names.join(", ")));
         }
-        (
-            Ok(Answer {
-                status: 200,
-                headers,
-                body,
-            }),
-            stats,
-        )
+        Ok(Answer {
+            status: 200,
+            headers,
+            body,
+        })
     }
 
     /// Reads one node's whole part; also returns the number of calls made.
@@ -226,14 +212,17 @@ impl JobLists {
         let mut calls = 0u64;
         loop {
             calls += 1;
-            let page = self
-                .client
+            let page = match self
                 .fetch_page(node, path, call.offset, call.limit, headers)
                 .await
-                .and_then(|body| NodePage::parse(body, call.limit).map_err(FailureKind::BadBody));
-            let page = match page {
+            {
                 Ok(page) => page,
-                Err(kind) => return (Err(kind), calls),
+                Err(kind) => {
+                    if matches!(kind, FailureKind::Connect(_)) {
+                        self.pool.connection_failed();
+                    }
+                    return (Err(kind), calls);
+                }
             };
             let len = page.jobs.len() as u64;
             fetched += len;
@@ -244,6 +233,42 @@ impl JobLists {
                 Err(kind) => return (Err(kind), calls),
             }
         }
+    }
+
+    /// One page of one node's list.
+    async fn fetch_page(
+        &self,
+        node: &Node,
+        path: &str,
+        offset: u64,
+        limit: u64,
+        headers: &CallHeaders,
+    ) -> Result<NodePage, FailureKind> {
+        let req = NodeRequest {
+            method: Method::GET,
+            path_and_query: format!("{path}?limit={limit}&offset={offset}"),
+            headers: headers.for_node(&node.authority, self.rewrite_host),
+            body: Bytes::new(),
+        };
+        let resp = self
+            .client
+            .send(node, req, self.timeout, self.max_body)
+            .await?;
+        if resp.status == StatusCode::OK {
+            return NodePage::parse(resp.body, limit).map_err(FailureKind::BadBody);
+        }
+        let error = body::ges_error(&resp.body);
+        Err(match error {
+            Some((code, _)) if resp.status.is_client_error() => FailureKind::Rejected {
+                status: resp.status.as_u16(),
+                code,
+                body: resp.body,
+            },
+            _ => FailureKind::Status {
+                status: resp.status.as_u16(),
+                code: error.map(|(c, _)| c),
+            },
+        })
     }
 }
 
@@ -266,60 +291,4 @@ fn relay_common_rejection(failures: &[NodeFailure]) -> Option<Answer> {
         headers: Vec::new(),
         body: body.clone(),
     })
-}
-
-// === impl FailureKind ===
-
-impl FailureKind {
-    /// Whether this is a missed deadline.
-    pub fn is_timeout(&self) -> bool {
-        matches!(self, Self::Timeout(_))
-    }
-
-    /// A short, stable label for metrics.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Self::Connect(_) => "refused",
-            Self::Timeout(_) => "timeout",
-            Self::Status { status, .. } if *status >= 500 => "5xx",
-            Self::Status { .. } | Self::Rejected { .. } => "4xx",
-            Self::Broken(_) => "broken",
-            Self::BadBody(_) => "bad_body",
-            Self::TooLarge(_) => "too_large",
-            Self::TooManyJobs(_) => "too_many_jobs",
-        }
-    }
-}
-
-impl fmt::Display for FailureKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Connect(detail) => write!(f, "cannot connect: {detail}"),
-            Self::Timeout(d) => {
-                write!(
-                    f,
-                    "no complete answer within {}",
-                    humantime::format_duration(*d)
-                )
-            }
-            Self::Status {
-                status,
-                code: Some(code),
-            } => write!(f, "answered HTTP {status} {code}"),
-            Self::Status { status, code: None } => write!(f, "answered HTTP {status}"),
-            Self::Rejected { status, code, .. } => write!(f, "answered HTTP {status} {code}"),
-            Self::Broken(detail) => write!(f, "connection broke: {detail}"),
-            Self::BadBody(detail) => write!(f, "sent a body that is not a GES job list: {detail}"),
-            Self::TooLarge(cap) => write!(f, "sent a body over the {cap}-byte cap"),
-            Self::TooManyJobs(cap) => write!(f, "holds more than {cap} jobs (max-node-jobs)"),
-        }
-    }
-}
-
-// === impl NodeFailure ===
-
-impl fmt::Display for NodeFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "node {} ({}): {}", self.index, self.node, self.kind)
-    }
 }

@@ -12,11 +12,27 @@ use std::time::Duration;
 
 use http::Uri;
 
+use crate::upstream::dns::DnsTarget;
+
 pub use cli::{Cli, Command, DemoArgs, ProxyArgs};
 use file::FileValues;
 
 /// Default downstream listener.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default admin listener.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9901";
+/// Default time between health checks.
+pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(2);
+/// Default deadline of one health check.
+pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
+/// Default cap on the job-ownership index.
+pub const DEFAULT_JOB_INDEX_CAPACITY: usize = 500_000;
+/// Default cap on a downstream request body (64 MiB).
+pub const DEFAULT_MAX_REQUEST_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// Default drain delay after SIGTERM.
+pub const DEFAULT_DRAIN_DELAY: Duration = Duration::from_secs(5);
+/// Default bound on the graceful shutdown after the drain.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default deadline for one call to one node.
 pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default deadline for forwarded requests (connect and each read).
@@ -31,8 +47,24 @@ pub const DEFAULT_MAX_NODE_JOBS: usize = 5_000_000;
 pub struct Config {
     /// Downstream listener address (port 0: pick a free port).
     pub listen: SocketAddr,
-    /// The engine nodes, in configured order.
-    pub nodes: Vec<Node>,
+    /// Admin listener address (port 0: pick a free port).
+    pub admin_listen: SocketAddr,
+    /// Where the engine nodes come from.
+    pub source: NodeSource,
+    /// Load-balancing algorithm for forwarded requests.
+    pub lb: LbAlgorithm,
+    /// Active health checking.
+    pub health: HealthConfig,
+    /// Most job IDs whose owner is remembered.
+    pub job_index_capacity: usize,
+    /// Largest downstream request body.
+    pub max_request_body_bytes: usize,
+    /// How long readiness is 503 before shutdown starts, after SIGTERM.
+    pub drain_delay: Duration,
+    /// Bound on the graceful shutdown after the drain.
+    pub shutdown_timeout: Duration,
+    /// Log filter given on the command line (else `RUST_LOG`).
+    pub log_level: Option<String>,
     /// Deadline for one call to one node (connect, headers and body).
     pub upstream_timeout: Duration,
     /// Deadline for a forwarded request's connect and each of its reads.
@@ -49,6 +81,58 @@ pub struct Config {
     pub threads: usize,
     /// Log output format.
     pub log_format: LogFormat,
+}
+
+/// Where the engine nodes come from.
+#[derive(Clone, Debug)]
+pub enum NodeSource {
+    /// A fixed list (`--upstream`), in configured order.
+    Static(Vec<Node>),
+    /// DNS records, re-resolved (`--discover`).
+    Dns {
+        /// The name to resolve.
+        target: DnsTarget,
+        /// A name server to ask instead of the system's.
+        server: Option<SocketAddr>,
+    },
+}
+
+/// Load-balancing algorithms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LbAlgorithm {
+    /// Each healthy node in turn.
+    RoundRobin,
+    /// A healthy node at random.
+    Random,
+}
+
+/// How nodes are health checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HealthKind {
+    /// A TCP connect.
+    Tcp,
+    /// An HTTP GET of a path; any status below 500 passes.
+    Http {
+        /// The path.
+        path: String,
+    },
+    /// No active checks: every node counts as healthy.
+    None,
+}
+
+/// Active health checking.
+#[derive(Clone, Debug)]
+pub struct HealthConfig {
+    /// The kind of check.
+    pub kind: HealthKind,
+    /// Time between checks.
+    pub interval: Duration,
+    /// Deadline of one check.
+    pub timeout: Duration,
+    /// Consecutive failures that make a node unhealthy.
+    pub failures: usize,
+    /// Consecutive passes that make it healthy again.
+    pub successes: usize,
 }
 
 /// One engine node, as configured.
@@ -97,8 +181,14 @@ impl Config {
         };
         let raw = Raw { args, file };
 
-        let listen = raw.listen(&mut problems);
-        let nodes = raw.nodes(&mut problems);
+        let listen = raw.address("listen", &args.listen, DEFAULT_LISTEN, &mut problems);
+        let admin_listen = raw.address(
+            "admin-listen",
+            &args.admin_listen,
+            DEFAULT_ADMIN_LISTEN,
+            &mut problems,
+        );
+        let source = raw.source(&mut problems);
         let upstream_timeout = raw.duration(
             "upstream-timeout",
             &args.upstream_timeout,
@@ -127,33 +217,78 @@ impl Config {
         );
         let threads = raw.count("threads", &args.threads, default_threads(), &mut problems);
         let log_format = raw.log_format(&mut problems);
+        let lb = raw.lb(&mut problems);
+        let health = raw.health(&mut problems);
+        let job_index_capacity = raw.count(
+            "job-index-capacity",
+            &args.job_index_capacity,
+            DEFAULT_JOB_INDEX_CAPACITY,
+            &mut problems,
+        );
+        let max_request_body_bytes = raw.count(
+            "max-request-body-bytes",
+            &args.max_request_body_bytes,
+            DEFAULT_MAX_REQUEST_BODY_BYTES,
+            &mut problems,
+        );
+        let drain_delay = raw.duration_or_zero(
+            "drain-delay",
+            &args.drain_delay,
+            DEFAULT_DRAIN_DELAY,
+            &mut problems,
+        );
+        let shutdown_timeout = raw.duration(
+            "shutdown-timeout",
+            &args.shutdown_timeout,
+            DEFAULT_SHUTDOWN_TIMEOUT,
+            &mut problems,
+        );
+        let log_level = raw.pick("log-level", &args.log_level).map(str::to_string);
 
-        if !problems.is_empty() {
-            return Err(ConfigErrors(problems));
+        match (problems.is_empty(), listen, admin_listen, source) {
+            (true, Some(listen), Some(admin_listen), Some(source)) => Ok(Config {
+                listen,
+                admin_listen,
+                source,
+                lb,
+                health,
+                job_index_capacity,
+                max_request_body_bytes,
+                drain_delay,
+                shutdown_timeout,
+                log_level,
+                upstream_timeout,
+                forward_timeout,
+                allow_partial,
+                rewrite_host,
+                max_node_body_bytes,
+                max_node_jobs,
+                threads,
+                log_format,
+            }),
+            _ => Err(ConfigErrors(problems)),
         }
-        Ok(Config {
-            listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
-            nodes,
-            upstream_timeout,
-            forward_timeout,
-            allow_partial,
-            rewrite_host,
-            max_node_body_bytes,
-            max_node_jobs,
-            threads,
-            log_format,
-        })
     }
 
-    /// The log format alone, for setting up logging before the rest of the
-    /// configuration is validated (falls back to text).
-    pub fn peek_log_format(args: &ProxyArgs) -> LogFormat {
+    /// The statically configured nodes (empty with DNS discovery).
+    pub fn static_nodes(&self) -> &[Node] {
+        match &self.source {
+            NodeSource::Static(nodes) => nodes,
+            NodeSource::Dns { .. } => &[],
+        }
+    }
+
+    /// The log format and filter alone, for setting up logging before the
+    /// rest of the configuration is validated (falls back to text).
+    pub fn peek_logging(args: &ProxyArgs) -> (LogFormat, Option<String>) {
         let mut ignored = Vec::new();
         let file = match &args.config {
             Some(path) => FileValues::read(path, &mut ignored),
             None => FileValues::default(),
         };
-        Raw { args, file }.log_format(&mut ignored)
+        let raw = Raw { args, file };
+        let level = raw.pick("log-level", &args.log_level).map(str::to_string);
+        (raw.log_format(&mut ignored), level)
     }
 }
 
@@ -170,16 +305,106 @@ impl Raw<'_> {
         flag.as_deref().or_else(|| self.file.scalar(key))
     }
 
-    fn listen(&self, problems: &mut Vec<String>) -> Option<SocketAddr> {
-        let value = self
-            .pick("listen", &self.args.listen)
-            .unwrap_or(DEFAULT_LISTEN);
-        match value.parse() {
+    fn address(
+        &self,
+        key: &str,
+        flag: &Option<String>,
+        default: &str,
+        problems: &mut Vec<String>,
+    ) -> Option<SocketAddr> {
+        let value = self.pick(key, flag).unwrap_or(default);
+        match value.trim().parse() {
             Ok(addr) => Some(addr),
             Err(_) => {
-                problems.push(format!("listen: `{value}` is not an IP:PORT address"));
+                problems.push(format!("{key}: `{value}` is not an IP:PORT address"));
                 None
             }
+        }
+    }
+
+    fn source(&self, problems: &mut Vec<String>) -> Option<NodeSource> {
+        let discover = self.pick("discover", &self.args.discover).map(str::trim);
+        let has_static = !self.args.upstream.is_empty() || self.file.upstream.is_some();
+        let server = self
+            .pick("dns-server", &self.args.dns_server)
+            .map(str::trim);
+        let server = match server.map(str::parse::<SocketAddr>) {
+            None => None,
+            Some(Ok(addr)) => Some(addr),
+            Some(Err(_)) => {
+                problems.push(format!(
+                    "dns-server: `{}` is not an IP:PORT address",
+                    server?
+                ));
+                None
+            }
+        };
+        match discover {
+            Some(_) if has_static => {
+                problems.push("upstream and discover exclude each other: give one".to_string());
+                None
+            }
+            Some(url) => match DnsTarget::parse(url) {
+                Ok(target) => Some(NodeSource::Dns { target, server }),
+                Err(e) => {
+                    problems.push(format!("discover: `{url}`: {e}"));
+                    None
+                }
+            },
+            None => {
+                let nodes = self.nodes(problems);
+                (!nodes.is_empty()).then_some(NodeSource::Static(nodes))
+            }
+        }
+    }
+
+    fn lb(&self, problems: &mut Vec<String>) -> LbAlgorithm {
+        match self.pick("lb", &self.args.lb).map(str::trim) {
+            None | Some("round-robin") => LbAlgorithm::RoundRobin,
+            Some("random") => LbAlgorithm::Random,
+            Some(other) => {
+                problems.push(format!("lb: `{other}` is not round-robin or random"));
+                LbAlgorithm::RoundRobin
+            }
+        }
+    }
+
+    fn health(&self, problems: &mut Vec<String>) -> HealthConfig {
+        let args = self.args;
+        let path = self
+            .pick("health-path", &args.health_path)
+            .unwrap_or("/")
+            .trim();
+        if !path.starts_with('/') {
+            problems.push(format!("health-path: `{path}` must start with /"));
+        }
+        let kind = match self.pick("health-check", &args.health_check).map(str::trim) {
+            None | Some("tcp") => HealthKind::Tcp,
+            Some("http") => HealthKind::Http {
+                path: path.to_string(),
+            },
+            Some("none") => HealthKind::None,
+            Some(other) => {
+                problems.push(format!("health-check: `{other}` is not tcp, http or none"));
+                HealthKind::Tcp
+            }
+        };
+        HealthConfig {
+            kind,
+            interval: self.duration(
+                "health-interval",
+                &args.health_interval,
+                DEFAULT_HEALTH_INTERVAL,
+                problems,
+            ),
+            timeout: self.duration(
+                "health-timeout",
+                &args.health_timeout,
+                DEFAULT_HEALTH_TIMEOUT,
+                problems,
+            ),
+            failures: self.count("health-failures", &args.health_failures, 2, problems),
+            successes: self.count("health-successes", &args.health_successes, 1, problems),
         }
     }
 
@@ -235,6 +460,23 @@ impl Raw<'_> {
         }
     }
 
+    /// Like `duration`, but zero is allowed.
+    fn duration_or_zero(
+        &self,
+        key: &str,
+        flag: &Option<String>,
+        default: Duration,
+        problems: &mut Vec<String>,
+    ) -> Duration {
+        match self.pick(key, flag).map(str::trim) {
+            Some("0") => Duration::ZERO,
+            Some(value) if humantime::parse_duration(value).is_ok_and(|d| d.is_zero()) => {
+                Duration::ZERO
+            }
+            _ => self.duration(key, flag, default, problems),
+        }
+    }
+
     fn boolean(&self, key: &str, flag: &Option<String>, problems: &mut Vec<String>) -> bool {
         match self.pick(key, flag).map(str::trim) {
             None => false,
@@ -284,6 +526,16 @@ impl Raw<'_> {
 // === impl Node ===
 
 impl Node {
+    /// A node found by discovery at `addr`.
+    pub fn at(index: usize, addr: SocketAddr) -> Node {
+        Node {
+            index,
+            url: format!("http://{addr}"),
+            authority: addr.to_string(),
+            addr,
+        }
+    }
+
     /// Parses `http://host:port` (the port defaults to 80) and resolves it.
     pub fn parse(index: usize, url: &str) -> Result<Node, String> {
         let uri: Uri = url.parse().map_err(|e| format!("not a URL ({e})"))?;
@@ -352,7 +604,7 @@ mod tests {
         assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(config.upstream_timeout, DEFAULT_UPSTREAM_TIMEOUT);
         assert!(!config.allow_partial);
-        assert_eq!(config.nodes[0].url, "http://127.0.0.1:9001");
+        assert_eq!(config.static_nodes()[0].url, "http://127.0.0.1:9001");
     }
 
     #[test]
@@ -375,9 +627,53 @@ mod tests {
     fn node_urls_are_normalised_and_indexed() {
         let config =
             Config::load(&args(&["http://127.0.0.1", "http://127.0.0.1:81/"])).expect("valid");
-        assert_eq!(config.nodes[0].url, "http://127.0.0.1:80");
-        assert_eq!(config.nodes[1].url, "http://127.0.0.1:81");
-        assert_eq!(config.nodes[1].index, 1);
+        assert_eq!(config.static_nodes()[0].url, "http://127.0.0.1:80");
+        assert_eq!(config.static_nodes()[1].url, "http://127.0.0.1:81");
+        assert_eq!(config.static_nodes()[1].index, 1);
+    }
+
+    #[test]
+    fn discovery_and_static_exclude_each_other() {
+        let mut a = args(&["http://127.0.0.1:1"]);
+        a.discover = Some("dns://ges-engine.ns.svc:8080".into());
+        let errors = Config::load(&a).expect_err("invalid").0;
+        assert!(errors[0].contains("exclude each other"), "{errors:?}");
+
+        let mut a = args(&[]);
+        a.discover = Some("dns://ges-engine.ns.svc:8080".into());
+        a.dns_server = Some("127.0.0.1:5353".into());
+        let config = Config::load(&a).expect("valid");
+        assert!(matches!(
+            config.source,
+            NodeSource::Dns {
+                server: Some(_),
+                ..
+            }
+        ));
+        assert!(config.static_nodes().is_empty());
+    }
+
+    #[test]
+    fn health_and_lifecycle_options() {
+        let mut a = args(&["http://127.0.0.1:1"]);
+        a.health_check = Some("http".into());
+        a.health_path = Some("/ges/health".into());
+        a.lb = Some("random".into());
+        a.drain_delay = Some("0s".into());
+        let config = Config::load(&a).expect("valid");
+        assert_eq!(
+            config.health.kind,
+            HealthKind::Http {
+                path: "/ges/health".into()
+            }
+        );
+        assert_eq!(config.lb, LbAlgorithm::Random);
+        assert_eq!(config.drain_delay, Duration::ZERO);
+        assert_eq!(config.admin_listen.to_string(), DEFAULT_ADMIN_LISTEN);
+
+        a.health_check = Some("icmp".into());
+        a.lb = Some("least-conn".into());
+        assert_eq!(Config::load(&a).expect_err("invalid").0.len(), 2);
     }
 
     #[test]
@@ -394,6 +690,6 @@ mod tests {
         let config = Config::load(&a).expect("valid");
         assert_eq!(config.upstream_timeout, Duration::from_millis(300));
         assert!(config.allow_partial, "file value used when no flag");
-        assert_eq!(config.nodes[0].url, "http://127.0.0.1:7000");
+        assert_eq!(config.static_nodes()[0].url, "http://127.0.0.1:7000");
     }
 }

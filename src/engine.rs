@@ -315,8 +315,11 @@ async fn serve_connection(
         let kill = Arc::clone(&kill);
         service_fn(move |req| api::serve(Arc::clone(&shared), Arc::clone(&kill), req))
     };
+    // No header read timeout: the sidecar's pool may keep a connection idle
+    // for long, and a stand-in needs no slowloris protection.
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
+        .header_read_timeout(None)
         .serve_connection(TokioIo::new(stream), service);
 
     tokio::select! {

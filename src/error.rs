@@ -7,7 +7,7 @@
 use bytes::Bytes;
 use serde_json::json;
 
-use crate::aggregate::NodeFailure;
+use crate::upstream::client::NodeFailure;
 
 /// The GES code for a bad request parameter (documented by the engine).
 pub const CODE_PARAMETER: &str = "GES.8005";
@@ -37,6 +37,13 @@ pub enum SidecarError {
         status: u16,
         /// What was wrong.
         reason: String,
+    },
+
+    /// The downstream request body is over `max-request-body-bytes`.
+    #[error("Parameter error! the request body exceeds {limit} bytes")]
+    BodyTooLarge {
+        /// The cap.
+        limit: usize,
     },
 
     /// One or more engine nodes failed during a fan-out and no partial answer
@@ -88,6 +95,7 @@ impl SidecarError {
             Self::BadParameter(_) => 400,
             Self::MethodNotAllowed { .. } => 405,
             Self::Rejected { status, .. } => *status,
+            Self::BodyTooLarge { .. } => 413,
             Self::NodesFailed(failures) => {
                 if !failures.is_empty() && failures.iter().all(|f| f.kind.is_timeout()) {
                     504
@@ -105,9 +113,10 @@ impl SidecarError {
     /// The GES `errorCode` of the body.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::BadParameter(_) | Self::MethodNotAllowed { .. } | Self::Rejected { .. } => {
-                CODE_PARAMETER
-            }
+            Self::BadParameter(_)
+            | Self::MethodNotAllowed { .. }
+            | Self::Rejected { .. }
+            | Self::BodyTooLarge { .. } => CODE_PARAMETER,
             Self::NodesFailed(_) | Self::NoNode | Self::Forward { .. } | Self::Internal(_) => {
                 CODE_UNAVAILABLE
             }
@@ -115,9 +124,11 @@ impl SidecarError {
     }
 
     /// Extra response headers that go with this error.
-    pub fn headers(&self) -> Vec<(&'static str, String)> {
+    pub fn headers(&self) -> Vec<(String, String)> {
         match self {
-            Self::MethodNotAllowed { allowed, .. } => vec![("Allow", (*allowed).to_string())],
+            Self::MethodNotAllowed { allowed, .. } => {
+                vec![("Allow".to_string(), (*allowed).to_string())]
+            }
             _ => Vec::new(),
         }
     }
@@ -136,7 +147,7 @@ impl SidecarError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregate::FailureKind;
+    use crate::upstream::client::FailureKind;
 
     fn failure(kind: FailureKind) -> NodeFailure {
         NodeFailure {

@@ -19,11 +19,16 @@
 //! runs a small cluster of them behind the sidecar.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod admin;
 pub mod aggregate;
 pub mod config;
 pub mod demo;
 pub mod engine;
 pub mod error;
+pub mod headers;
+pub mod lifecycle;
+pub mod locate;
+pub mod metrics;
 pub mod proxy;
 pub mod routing;
 pub mod server;

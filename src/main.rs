@@ -9,7 +9,8 @@ use ges_sidecar::{demo, server, telemetry};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(Config::peek_log_format(&cli.proxy));
+    let (format, level) = Config::peek_logging(&cli.proxy);
+    telemetry::init(format, level.as_deref());
 
     if let Some(Command::Demo(args)) = cli.command {
         return demo::run(cli.proxy, &args);

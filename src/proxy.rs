@@ -1,65 +1,89 @@
 //! The Pingora proxy service: one `ProxyHttp` implementation whose phases
 //! delegate to the modules that own each concern.
 //!
-//! - `request_filter`: [`Route::classify`]; the job list is answered here by
-//!   [`JobLists`] (the phase returns `Ok(true)`, so no peer is picked);
-//! - `upstream_peer`: [`Upstream`] picks a node for everything else;
-//! - `upstream_request_filter`: `Host` rewriting, when configured;
+//! - `request_filter`: [`Route::classify`]. The job list is answered here by
+//!   [`JobLists`], per-job calls by [`Locator`] (owner first, then a search);
+//!   both return `Ok(true)`, so no peer is picked for them;
+//! - `upstream_peer`: the [`Pool`] picks a healthy node for everything else;
+//! - `fail_to_connect` / `error_while_proxy`: one retry on another node, for
+//!   idempotent methods only;
+//! - `upstream_request_filter` / `upstream_response_filter`: request ID,
+//!   `X-Forwarded-*`, hop-by-hop headers, `Host` rewriting;
+//! - `upstream_response_body_filter`: job IDs in replies teach the index;
 //! - `fail_to_proxy`: Pingora errors become [`SidecarError`]s;
 //! - `logging`: the access log.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::Method;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::FailToProxy;
 use tracing::{debug, info, info_span, warn, Instrument, Span};
 
-use crate::aggregate::{Answer, CallHeaders, FanoutStats, JobLists, PageQuery};
+use crate::aggregate::{Answer, FanoutStats, JobLists, PageQuery};
 use crate::config::{Config, Node};
 use crate::error::SidecarError;
+use crate::headers::{self, CallHeaders, REQUEST_ID};
+use crate::lifecycle::{InFlight, Lifecycle};
+use crate::locate::{Locator, Replay};
+use crate::metrics::metrics;
 use crate::routing::Route;
-use crate::upstream::Upstream;
+use crate::upstream::owners::announced_job_ids;
+use crate::upstream::Pool;
 
 /// The custom Pingora error type for "no node to forward to".
 const NO_NODE: &str = "NoEngineNode";
+/// The custom Pingora error type for a request body over the cap.
+const BODY_TOO_LARGE: &str = "RequestBodyTooLarge";
+/// Replies up to this size are read for job IDs.
+const LEARN_MAX_BYTES: usize = 64 * 1024;
 
 /// The proxy: the state every request shares.
 pub struct Sidecar {
-    job_lists: Arc<JobLists>,
-    upstream: Arc<Upstream>,
+    pool: Arc<Pool>,
+    job_lists: JobLists,
+    locator: Locator,
     rewrite_host: bool,
     forward_timeout: Duration,
-    next_id: AtomicU64,
+    max_request_body: usize,
+    lifecycle: Arc<Lifecycle>,
 }
 
 /// Per-request state, shared across Pingora's phases.
 pub struct RequestCtx {
-    id: u64,
+    request_id: String,
     route: Route,
     started: Instant,
     node: Option<Node>,
+    tried: Vec<SocketAddr>,
     fanout: Option<FanoutStats>,
+    calls: u64,
+    request_bytes: usize,
+    learn: Option<BytesMut>,
     span: Span,
+    _in_flight: InFlight,
 }
 
 // === impl Sidecar ===
 
 impl Sidecar {
-    /// Builds the proxy from the configuration.
-    pub fn try_new(config: &Config) -> std::io::Result<Sidecar> {
-        Ok(Sidecar {
-            job_lists: Arc::new(JobLists::new(config)),
-            upstream: Arc::new(Upstream::try_new(&config.nodes)?),
+    /// Builds the proxy over `pool`.
+    pub fn new(config: &Config, pool: Arc<Pool>, lifecycle: Arc<Lifecycle>) -> Sidecar {
+        Sidecar {
+            job_lists: JobLists::new(config, pool.clone()),
+            locator: Locator::new(config, pool.clone()),
+            pool,
             rewrite_host: config.rewrite_host,
             forward_timeout: config.forward_timeout,
-            next_id: AtomicU64::new(1),
-        })
+            max_request_body: config.max_request_body_bytes,
+            lifecycle,
+        }
     }
 
     async fn serve_job_list(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
@@ -69,28 +93,89 @@ impl Sidecar {
                 method: req.method.to_string(),
                 allowed: "GET",
             };
-            return write_error(session, &err).await;
+            return write_error(session, ctx, &err).await;
         }
         let query = match PageQuery::parse(req.uri.query()) {
             Ok(query) => query,
-            Err(err) => return write_error(session, &err).await,
+            Err(err) => return write_error(session, ctx, &err).await,
         };
         let path = req.uri.path().to_string();
-        let headers = CallHeaders::from_downstream(&req.headers);
+        let headers = CallHeaders::fanout(&req.headers, &ctx.request_id, client_ip(session));
 
-        let (result, stats) = self
+        let mut stats = FanoutStats::default();
+        let result = self
             .job_lists
-            .serve(&path, query, &headers)
+            .serve(&path, query, &headers, &mut stats)
             .instrument(ctx.span.clone())
             .await;
+        ctx.calls = stats.calls;
         ctx.fanout = Some(stats);
         match result {
-            Ok(answer) => write_answer(session, &answer).await,
+            Ok(answer) => write_answer(session, ctx, &answer).await,
             Err(err) => {
                 ctx.span.in_scope(|| warn!(error = %err, "Job list failed"));
-                write_error(session, &err).await
+                write_error(session, ctx, &err).await
             }
         }
+    }
+
+    async fn serve_job(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        job_id: &str,
+    ) -> Result<()> {
+        let Some(body) = self.read_body(session, ctx).await? else {
+            let err = SidecarError::BodyTooLarge {
+                limit: self.max_request_body,
+            };
+            return write_error(session, ctx, &err).await;
+        };
+        let req = session.req_header();
+        let replay = Replay {
+            method: req.method.clone(),
+            path_and_query: req
+                .uri
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_string(),
+            headers: CallHeaders::relay(&req.headers, &ctx.request_id, client_ip(session)),
+            body,
+        };
+        let preferred = self.pool.owner(job_id);
+        let result = self
+            .locator
+            .locate(job_id, &replay, preferred)
+            .instrument(ctx.span.clone())
+            .await;
+        match result {
+            Ok(found) => {
+                ctx.calls = found.calls;
+                ctx.node = found.owner;
+                write_answer(session, ctx, &found.answer).await
+            }
+            Err(err) => {
+                ctx.span.in_scope(|| warn!(error = %err, "Job call failed"));
+                write_error(session, ctx, &err).await
+            }
+        }
+    }
+
+    /// The whole request body, or `None` when it is over the cap.
+    async fn read_body(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<Bytes>> {
+        let mut body = BytesMut::new();
+        while let Some(chunk) = session.read_request_body().await? {
+            if body.len() + chunk.len() > self.max_request_body {
+                return Ok(None);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        ctx.request_bytes = body.len();
+        Ok(Some(body.freeze()))
     }
 }
 
@@ -100,29 +185,62 @@ impl ProxyHttp for Sidecar {
 
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
-            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            request_id: String::new(),
             route: Route::Forward,
             started: Instant::now(),
             node: None,
+            tried: Vec::new(),
             fanout: None,
+            calls: 0,
+            request_bytes: 0,
+            learn: None,
             span: Span::none(),
+            _in_flight: self.lifecycle.track(),
         }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let req = session.req_header();
+        ctx.request_id = headers::request_id(&req.headers);
         ctx.route = Route::classify(req.uri.path());
         ctx.span = info_span!(
             "request",
-            id = ctx.id,
+            request_id = %ctx.request_id,
             method = %req.method,
             route = ctx.route.name(),
         );
-        if ctx.route != Route::JobList {
-            return Ok(false);
+        let declared = req
+            .headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|len| len > self.max_request_body) {
+            let err = SidecarError::BodyTooLarge {
+                limit: self.max_request_body,
+            };
+            write_error(session, ctx, &err).await?;
+            return Ok(true);
         }
-        self.serve_job_list(session, ctx).await?;
+        match ctx.route.clone() {
+            Route::JobList => self.serve_job_list(session, ctx).await?,
+            Route::Job { job_id } => self.serve_job(session, ctx, &job_id).await?,
+            Route::Forward => return Ok(false),
+        }
         Ok(true)
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        ctx.request_bytes += body.as_ref().map_or(0, Bytes::len);
+        if ctx.request_bytes > self.max_request_body {
+            return Error::e_explain(ErrorType::Custom(BODY_TOO_LARGE), "request body too large");
+        }
+        Ok(())
     }
 
     async fn upstream_peer(
@@ -131,27 +249,132 @@ impl ProxyHttp for Sidecar {
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
         let node = self
-            .upstream
-            .select()
-            .ok_or_else(|| Error::explain(ErrorType::Custom(NO_NODE), "no engine node"))?;
-        let mut peer = Upstream::peer(node);
+            .pool
+            .select(&ctx.tried)
+            .ok_or_else(|| Error::explain(ErrorType::Custom(NO_NODE), "no healthy engine node"))?;
+        let mut peer = Pool::peer(&node);
         peer.options.connection_timeout = Some(self.forward_timeout);
         peer.options.read_timeout = Some(self.forward_timeout);
         peer.options.write_timeout = Some(self.forward_timeout);
-        ctx.node = Some(node.clone());
+        ctx.tried.push(node.addr);
+        ctx.calls += 1;
+        ctx.node = Some(node);
         Ok(Box::new(peer))
+    }
+
+    fn fail_to_connect(
+        &self,
+        session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        self.pool.connection_failed();
+        let retry = is_idempotent(&session.req_header().method) && ctx.tried.len() < 2;
+        e.set_retry(retry);
+        if retry {
+            ctx.span
+                .in_scope(|| debug!(error = %e, "Connect failed; retrying on another node"));
+        }
+        e
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        let retry = is_idempotent(&session.req_header().method)
+            && !session.as_ref().retry_buffer_truncated()
+            && ctx.tried.len() < 2;
+        if retry {
+            e.retry.decide_reuse(client_reused);
+        } else {
+            e.set_retry(false);
+        }
+        e
     }
 
     async fn upstream_request_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        for name in headers::hop_by_hop_names(&upstream_request.headers) {
+            if name != "transfer-encoding" {
+                upstream_request.remove_header(name.as_str());
+            }
+        }
+        let xff = headers::forwarded_for(&upstream_request.headers, client_ip(session));
+        if let Some(xff) = xff {
+            upstream_request.insert_header("x-forwarded-for", xff)?;
+        }
+        if upstream_request.headers.get("x-forwarded-proto").is_none() {
+            upstream_request.insert_header("x-forwarded-proto", "http")?;
+        }
+        upstream_request.insert_header(REQUEST_ID, ctx.request_id.as_str())?;
         if let (true, Some(node)) = (self.rewrite_host, &ctx.node) {
             upstream_request.insert_header(http::header::HOST, node.authority.as_str())?;
         }
         Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        for name in headers::hop_by_hop_names(&upstream_response.headers) {
+            if !matches!(name.as_str(), "transfer-encoding" | "connection") {
+                upstream_response.remove_header(name.as_str());
+            }
+        }
+        upstream_response.insert_header(REQUEST_ID, ctx.request_id.as_str())?;
+        let json = upstream_response
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("json"));
+        let small = upstream_response
+            .headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok())
+            .is_none_or(|len| len <= LEARN_MAX_BYTES);
+        if upstream_response.status.is_success() && json && small {
+            ctx.learn = Some(BytesMut::new());
+        }
+        Ok(())
+    }
+
+    fn upstream_response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<Duration>> {
+        if let (Some(buf), Some(chunk)) = (ctx.learn.as_mut(), body.as_ref()) {
+            if buf.len() + chunk.len() > LEARN_MAX_BYTES {
+                ctx.learn = None;
+            } else {
+                buf.extend_from_slice(chunk);
+            }
+        }
+        if end_of_stream {
+            if let (Some(buf), Some(node)) = (ctx.learn.take(), &ctx.node) {
+                for id in announced_job_ids(&buf) {
+                    self.pool.owners().learn(&id, node.addr);
+                }
+            }
+        }
+        Ok(None)
     }
 
     async fn fail_to_proxy(
@@ -161,10 +384,14 @@ impl ProxyHttp for Sidecar {
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
         let node = ctx.node.as_ref().map(|n| n.url.clone()).unwrap_or_default();
+        let upstream = e.esource() == &ErrorSource::Upstream;
         let err = match e.etype() {
             ErrorType::Custom(NO_NODE) => Some(SidecarError::NoNode),
+            ErrorType::Custom(BODY_TOO_LARGE) => Some(SidecarError::BodyTooLarge {
+                limit: self.max_request_body,
+            }),
             ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
-                if e.esource() == &ErrorSource::Upstream =>
+                if upstream =>
             {
                 Some(SidecarError::Forward {
                     node,
@@ -172,7 +399,7 @@ impl ProxyHttp for Sidecar {
                     detail: e.etype().as_str().into(),
                 })
             }
-            _ if e.esource() == &ErrorSource::Upstream => Some(SidecarError::Forward {
+            _ if upstream => Some(SidecarError::Forward {
                 node,
                 timeout: false,
                 detail: e.etype().as_str().into(),
@@ -191,7 +418,7 @@ impl ProxyHttp for Sidecar {
                 can_reuse_downstream: false,
             };
         };
-        if let Err(write) = write_error(session, &err).await {
+        if let Err(write) = write_error(session, ctx, &err).await {
             debug!(error = %write, "Could not write the error response");
         }
         FailToProxy {
@@ -204,7 +431,9 @@ impl ProxyHttp for Sidecar {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let req = session.req_header();
         let _enter = ctx.span.enter();
-        let fanout = ctx.fanout.unwrap_or_default();
+        let fanout = ctx.fanout.take().unwrap_or_default();
+        record_metrics(ctx, &fanout, status, e);
+        let failed: Vec<&str> = fanout.failures.iter().map(|(n, _)| n.as_str()).collect();
         info!(
             target: "ges_sidecar::access",
             method = %req.method,
@@ -213,8 +442,8 @@ impl ProxyHttp for Sidecar {
             duration_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
             bytes = session.body_bytes_sent(),
             node = ctx.node.as_ref().map(|n| n.url.as_str()),
-            calls = fanout.calls,
-            failed_nodes = fanout.failed_nodes,
+            calls = ctx.calls,
+            failed_nodes = ?failed,
             jobs_fetched = fanout.jobs_fetched,
             jobs_returned = fanout.jobs_returned,
             error = e.map(|e| e.etype().as_str()),
@@ -223,31 +452,103 @@ impl ProxyHttp for Sidecar {
     }
 }
 
-/// Writes an answer with a JSON body.
-async fn write_answer(session: &mut Session, answer: &Answer) -> Result<()> {
-    write_json(session, answer.status, &answer.headers, answer.body.clone()).await
+fn record_metrics(ctx: &RequestCtx, fanout: &FanoutStats, status: u16, e: Option<&Error>) {
+    let m = metrics();
+    let route = ctx.route.name();
+    let elapsed = ctx.started.elapsed();
+    m.requests
+        .with_label_values(&[route, &status.to_string()])
+        .inc();
+    m.request_duration
+        .with_label_values(&[route])
+        .observe(elapsed.as_secs_f64());
+    if ctx.route == Route::JobList && ctx.fanout_ran() {
+        m.jobs_fetched.inc_by(fanout.jobs_fetched);
+        m.jobs_returned.inc_by(fanout.jobs_returned);
+        m.overfetch
+            .observe(fanout.jobs_fetched as f64 / fanout.jobs_returned.max(1) as f64);
+        if fanout.partial {
+            m.partial_answers.inc();
+        }
+    }
+    if let (Route::Forward, Some(node)) = (&ctx.route, &ctx.node) {
+        m.node_call(&node.url, elapsed);
+        if let Some(e) = e.filter(|e| e.esource() == &ErrorSource::Upstream) {
+            let kind = match e.etype() {
+                ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
+                    "timeout"
+                }
+                ErrorType::ConnectRefused | ErrorType::ConnectNoRoute | ErrorType::ConnectError => {
+                    "refused"
+                }
+                _ => "broken",
+            };
+            m.node_failure(&node.url, kind);
+        } else if status >= 500 {
+            m.node_failure(&node.url, "5xx");
+        }
+    }
+}
+
+// === impl RequestCtx ===
+
+impl RequestCtx {
+    /// Whether a fan-out happened (not a request refused before it).
+    fn fanout_ran(&self) -> bool {
+        self.calls > 0
+    }
+}
+
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS | Method::PUT
+    )
+}
+
+fn client_ip(session: &Session) -> Option<IpAddr> {
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip())
+}
+
+/// Writes an answer.
+async fn write_answer(session: &mut Session, ctx: &RequestCtx, answer: &Answer) -> Result<()> {
+    write_response(
+        session,
+        ctx,
+        answer.status,
+        &answer.headers,
+        answer.body.clone(),
+    )
+    .await
 }
 
 /// Writes a sidecar error: status, headers and GES body from `error.rs`.
-async fn write_error(session: &mut Session, err: &SidecarError) -> Result<()> {
-    write_json(session, err.status(), &err.headers(), err.body()).await
+async fn write_error(session: &mut Session, ctx: &RequestCtx, err: &SidecarError) -> Result<()> {
+    write_response(session, ctx, err.status(), &err.headers(), err.body()).await
 }
 
-async fn write_json(
+async fn write_response(
     session: &mut Session,
+    ctx: &RequestCtx,
     status: u16,
-    headers: &[(&'static str, String)],
+    headers: &[(String, String)],
     body: Bytes,
 ) -> Result<()> {
     if session.response_written().is_some() {
         return Ok(());
     }
-    let mut resp = ResponseHeader::build(status, Some(headers.len() + 2))?;
-    resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
-    resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
+    let mut resp = ResponseHeader::build(status, Some(headers.len() + 3))?;
     for (name, value) in headers {
-        resp.insert_header(*name, value.as_str())?;
+        resp.insert_header(name.clone(), value.as_str())?;
     }
+    if resp.headers.get(CONTENT_TYPE).is_none() {
+        resp.insert_header(CONTENT_TYPE, "application/json")?;
+    }
+    resp.insert_header(CONTENT_LENGTH, body.len().to_string())?;
+    resp.insert_header(REQUEST_ID, ctx.request_id.as_str())?;
     session.write_response_header(Box::new(resp), false).await?;
     session.write_response_body(Some(body), true).await
 }

@@ -1,16 +1,23 @@
-//! The route table: which requests the sidecar answers itself and which it
-//! forwards to one node.
+//! The route table: which requests the sidecar answers itself, which go to
+//! the node that owns a job, and which go to any node.
 //!
-//! The job list is matched on the exact path
-//! `/ges/v1.0/{project_id}/graphs/{graph_name}/jobs/status`, before anything
-//! else, so `status` is never read as a job ID.
+//! The job list is matched first, on the exact path
+//! `/ges/v1.0/{project_id}/graphs/{graph_name}/jobs/status`, so `status` is
+//! never read as a job ID. Per-job calls are any path
+//! `/ges/v1.0/{project_id}/{graphs|hyg}/{graph_name}/jobs/{job_id}[/...]`:
+//! status, cancel, export-result and their HyG forms.
 
 /// What to do with a request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Route {
     /// The cluster-wide job list (fan-out and merge).
     JobList,
-    /// Anything else: forward to one node.
+    /// A call about one job: goes to the node that owns it.
+    Job {
+        /// The job ID, as it appears in the path (percent-encoded if it was).
+        job_id: String,
+    },
+    /// Anything else: forward to one healthy node.
     Forward,
 }
 
@@ -19,34 +26,32 @@ pub enum Route {
 impl Route {
     /// Classifies a request path (without the query string).
     pub fn classify(path: &str) -> Route {
-        let mut segments = path.split('/');
-        let shape = [
-            Some(""),
-            Some("ges"),
-            Some("v1.0"),
-            None,
-            Some("graphs"),
-            None,
-            Some("jobs"),
-            Some("status"),
-        ];
-        for want in shape {
-            match (segments.next(), want) {
-                (Some(seg), Some(want)) if seg == want => {}
-                (Some(seg), None) if !seg.is_empty() => {}
-                _ => return Route::Forward,
-            }
-        }
-        if segments.next().is_some() {
+        let segments: Vec<&str> = path.split('/').collect();
+        let prefix_ok = segments.len() >= 8
+            && segments[0].is_empty()
+            && segments[1] == "ges"
+            && segments[2] == "v1.0"
+            && !segments[3].is_empty()
+            && matches!(segments[4], "graphs" | "hyg")
+            && !segments[5].is_empty()
+            && segments[6] == "jobs"
+            && !segments[7].is_empty();
+        if !prefix_ok {
             return Route::Forward;
         }
-        Route::JobList
+        if segments.len() == 8 && segments[4] == "graphs" && segments[7] == "status" {
+            return Route::JobList;
+        }
+        Route::Job {
+            job_id: segments[7].to_string(),
+        }
     }
 
     /// A short name for logs and metrics.
     pub fn name(&self) -> &'static str {
         match self {
             Route::JobList => "job_list",
+            Route::Job { .. } => "job",
             Route::Forward => "forward",
         }
     }
@@ -56,6 +61,12 @@ impl Route {
 mod tests {
     use super::*;
 
+    fn job(id: &str) -> Route {
+        Route::Job {
+            job_id: id.to_string(),
+        }
+    }
+
     #[test]
     fn job_list_path_is_exact() {
         assert_eq!(
@@ -63,17 +74,47 @@ mod tests {
             Route::JobList
         );
         for path in [
-            "/ges/v1.0/p1/graphs/g1/jobs/status/",
-            "/ges/v1.0/p1/graphs/g1/jobs/abc/status",
             "/ges/v1.0//graphs/g1/jobs/status",
             "/ges/v1.0/p1/graphs//jobs/status",
             "/ges/v1.0/p1/graphs/g1/jobs",
-            "/ges/v1.0/p1/graphs/g1/jobs/status/x",
+            "/ges/v1.0/p1/graphs/g1/jobs/",
             "/ges/v2/p1/graphs/g1/jobs/status",
+            "/ges/v1.0/p1/graphs/g1/schema",
             "/",
             "",
         ] {
             assert_eq!(Route::classify(path), Route::Forward, "{path}");
         }
+    }
+
+    #[test]
+    fn per_job_calls_carry_the_job_id() {
+        assert_eq!(
+            Route::classify("/ges/v1.0/p1/graphs/g1/jobs/abc/status"),
+            job("abc")
+        );
+        assert_eq!(
+            Route::classify("/ges/v1.0/p1/graphs/g1/jobs/abc"),
+            job("abc")
+        );
+        assert_eq!(
+            Route::classify("/ges/v1.0/p1/graphs/g1/jobs/abc/action"),
+            job("abc")
+        );
+        assert_eq!(
+            Route::classify("/ges/v1.0/p1/hyg/g1/jobs/abc/export-result"),
+            job("abc")
+        );
+        assert_eq!(Route::classify("/ges/v1.0/p1/hyg/g1/jobs/abc"), job("abc"));
+        // A job whose ID is "status" is reachable through its own status path.
+        assert_eq!(
+            Route::classify("/ges/v1.0/p1/graphs/g1/jobs/status/status"),
+            job("status")
+        );
+        // HyG has no job list: its jobs/status is a job called "status".
+        assert_eq!(
+            Route::classify("/ges/v1.0/p1/hyg/g1/jobs/status"),
+            job("status")
+        );
     }
 }

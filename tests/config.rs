@@ -22,8 +22,11 @@ fn every_problem_is_listed_with_exit_status_2() {
     let dir = std::env::temp_dir().join(format!("ges-sidecar-config-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let file = dir.join("bad.toml");
-    std::fs::write(&file, "listen = \"127.0.0.1:0\"\nupstreams = [\"x\"]\ncolour = 1\n")
-        .expect("write config");
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:0\"\nupstreams = [\"x\"]\ncolour = 1\n",
+    )
+    .expect("write config");
     let out = sidecar(
         &[
             "--config",
@@ -64,9 +67,16 @@ fn help_documents_every_option() {
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
     for flag in ges_sidecar::config::file::KEYS {
-        assert!(help.contains(&format!("--{flag}")), "--help documents --{flag}");
+        assert!(
+            help.contains(&format!("--{flag}")),
+            "--help documents --{flag}"
+        );
     }
-    for env in ["GES_SIDECAR_UPSTREAM", "GES_SIDECAR_UPSTREAM_TIMEOUT", "GES_SIDECAR_CONFIG"] {
+    for env in [
+        "GES_SIDECAR_UPSTREAM",
+        "GES_SIDECAR_UPSTREAM_TIMEOUT",
+        "GES_SIDECAR_CONFIG",
+    ] {
         assert!(help.contains(env), "--help names {env}");
     }
     assert!(help.contains("demo"), "--help lists the demo subcommand");
@@ -76,7 +86,11 @@ fn help_documents_every_option() {
 fn environment_is_read_and_flags_win() {
     let bad_env = [("GES_SIDECAR_UPSTREAM_TIMEOUT", "never")];
     let out = sidecar(&["--upstream", "http://127.0.0.1:1"], &bad_env);
-    assert_eq!(out.status.code(), Some(2), "a bad environment value is a problem");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a bad environment value is a problem"
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("`never`"));
 
     let rt = tokio::runtime::Runtime::new().expect("runtime");

@@ -30,8 +30,19 @@ pub struct Part<'a> {
 pub struct MergedPage<'a> {
     /// Distinct jobs in the cluster (before offset and limit).
     pub total: u64,
-    /// The slice's job objects, exactly as the nodes sent them.
-    pub jobs: Vec<&'a [u8]>,
+    /// The slice's jobs, in cluster order.
+    pub jobs: Vec<Picked<'a>>,
+}
+
+/// One job of the slice.
+#[derive(Debug)]
+pub struct Picked<'a> {
+    /// The node it came from.
+    pub node: u32,
+    /// Its ID.
+    pub id: &'a str,
+    /// Its object, exactly as the node sent it.
+    pub bytes: &'a [u8],
 }
 
 /// Merges `parts` and takes the page `query` asks for.
@@ -56,12 +67,17 @@ pub fn merge<'a>(parts: &[Part<'a>], query: PageQuery) -> MergedPage<'a> {
     let mut seen: HashSet<&str> = HashSet::with_capacity(entries.len());
     let mut rank = 0u64;
     let mut jobs = Vec::with_capacity(usize::try_from(query.limit).unwrap_or(0).min(count));
-    for (_, page, i) in entries {
+    for (key, page, i) in entries {
         if !seen.insert(&page.jobs[i].id) {
             continue;
         }
         if rank >= query.offset && rank < query.end() {
-            jobs.push(page.job_bytes(i));
+            let node = key.node;
+            jobs.push(Picked {
+                node,
+                id: &page.jobs[i].id,
+                bytes: page.job_bytes(i),
+            });
         }
         rank += 1;
     }
@@ -70,14 +86,14 @@ pub fn merge<'a>(parts: &[Part<'a>], query: PageQuery) -> MergedPage<'a> {
 
 /// Renders the success body; with failed nodes, the partial markers too.
 pub fn render(page: &MergedPage<'_>, failed: &[NodeFailure]) -> Bytes {
-    let size: usize = page.jobs.iter().map(|j| j.len() + 1).sum();
+    let size: usize = page.jobs.iter().map(|j| j.bytes.len() + 1).sum();
     let mut out = BytesMut::with_capacity(size + 128);
     out.put_slice(b"{\"jobs\":[");
     for (i, job) in page.jobs.iter().enumerate() {
         if i > 0 {
             out.put_u8(b',');
         }
-        out.put_slice(job);
+        out.put_slice(job.bytes);
     }
     out.put_slice(format!("],\"totalCount\":{},\"result\":\"success\"", page.total).as_bytes());
     if !failed.is_empty() {
@@ -106,7 +122,7 @@ mod tests {
             .jobs
             .iter()
             .map(|j| {
-                let v: serde_json::Value = serde_json::from_slice(j).expect("job JSON");
+                let v: serde_json::Value = serde_json::from_slice(j.bytes).expect("job JSON");
                 v["jobId"].as_str().expect("id").to_string()
             })
             .collect()

@@ -54,6 +54,134 @@ pub struct ProxyArgs {
     )]
     pub upstream: Vec<String>,
 
+    /// Discover the engine nodes from DNS instead of --upstream:
+    /// dns://NAME:PORT (A/AAAA records, e.g. of a Kubernetes headless Service)
+    /// or dns+srv://NAME (SRV records). Re-resolved when the records' TTL
+    /// expires and after connection errors; nodes are indexed in sorted
+    /// address order.
+    #[arg(long, env = "GES_SIDECAR_DISCOVER", value_name = "URL", global = true)]
+    pub discover: Option<String>,
+
+    /// Send DNS discovery queries to this server (IP:PORT) instead of the
+    /// system's resolvers; for tests and special setups.
+    #[arg(
+        long,
+        env = "GES_SIDECAR_DNS_SERVER",
+        value_name = "ADDR",
+        global = true
+    )]
+    pub dns_server: Option<String>,
+
+    /// Load-balancing algorithm for forwarded requests: round-robin or random
+    /// [default: round-robin].
+    #[arg(long, env = "GES_SIDECAR_LB", value_name = "ALGORITHM", global = true)]
+    pub lb: Option<String>,
+
+    /// Active health check of the nodes: tcp, http or none [default: tcp].
+    #[arg(
+        long,
+        env = "GES_SIDECAR_HEALTH_CHECK",
+        value_name = "KIND",
+        global = true
+    )]
+    pub health_check: Option<String>,
+
+    /// Path the http health check GETs; any answer below 500 is healthy
+    /// [default: /].
+    #[arg(
+        long,
+        env = "GES_SIDECAR_HEALTH_PATH",
+        value_name = "PATH",
+        global = true
+    )]
+    pub health_path: Option<String>,
+
+    /// Time between health checks of each node [default: 2s].
+    #[arg(
+        long,
+        env = "GES_SIDECAR_HEALTH_INTERVAL",
+        value_name = "DURATION",
+        global = true
+    )]
+    pub health_interval: Option<String>,
+
+    /// Deadline of one health check [default: 1s].
+    #[arg(
+        long,
+        env = "GES_SIDECAR_HEALTH_TIMEOUT",
+        value_name = "DURATION",
+        global = true
+    )]
+    pub health_timeout: Option<String>,
+
+    /// Consecutive failed checks that make a node unhealthy [default: 2].
+    #[arg(
+        long,
+        env = "GES_SIDECAR_HEALTH_FAILURES",
+        value_name = "N",
+        global = true
+    )]
+    pub health_failures: Option<String>,
+
+    /// Consecutive passed checks that make a node healthy again [default: 1].
+    #[arg(
+        long,
+        env = "GES_SIDECAR_HEALTH_SUCCESSES",
+        value_name = "N",
+        global = true
+    )]
+    pub health_successes: Option<String>,
+
+    /// Most job IDs whose owning node is remembered; the oldest learned is
+    /// forgotten first [default: 500000].
+    #[arg(
+        long,
+        env = "GES_SIDECAR_JOB_INDEX_CAPACITY",
+        value_name = "N",
+        global = true
+    )]
+    pub job_index_capacity: Option<String>,
+
+    /// Largest request body accepted from the downstream, in bytes; larger
+    /// ones are answered 413 [default: 67108864].
+    #[arg(
+        long,
+        env = "GES_SIDECAR_MAX_REQUEST_BODY_BYTES",
+        value_name = "BYTES",
+        global = true
+    )]
+    pub max_request_body_bytes: Option<String>,
+
+    /// Admin listener (/healthz, /readyz, /metrics) [default: 127.0.0.1:9901].
+    /// It binds loopback unless told otherwise.
+    #[arg(
+        long,
+        env = "GES_SIDECAR_ADMIN_LISTEN",
+        value_name = "ADDR",
+        global = true
+    )]
+    pub admin_listen: Option<String>,
+
+    /// After SIGTERM: how long readiness reports 503 while traffic is still
+    /// served, before the graceful shutdown starts [default: 5s].
+    #[arg(
+        long,
+        env = "GES_SIDECAR_DRAIN_DELAY",
+        value_name = "DURATION",
+        global = true
+    )]
+    pub drain_delay: Option<String>,
+
+    /// Bound on the graceful shutdown after the drain delay: requests still
+    /// running then are cut [default: 10s].
+    #[arg(
+        long,
+        env = "GES_SIDECAR_SHUTDOWN_TIMEOUT",
+        value_name = "DURATION",
+        global = true
+    )]
+    pub shutdown_timeout: Option<String>,
+
     /// Deadline for one node's answer to one call, e.g. 2s or 500ms [default: 5s].
     #[arg(
         long,
@@ -120,8 +248,7 @@ pub struct ProxyArgs {
     #[arg(long, env = "GES_SIDECAR_THREADS", value_name = "N", global = true)]
     pub threads: Option<String>,
 
-    /// Log format: text or json [default: text]. The level comes from RUST_LOG
-    /// (default: info for the sidecar, warn for its dependencies).
+    /// Log format: text or json [default: text].
     #[arg(
         long,
         env = "GES_SIDECAR_LOG_FORMAT",
@@ -129,6 +256,16 @@ pub struct ProxyArgs {
         global = true
     )]
     pub log_format: Option<String>,
+
+    /// Log filter, e.g. info or ges_sidecar=debug,warn; RUST_LOG is used when
+    /// this is not given [default: warn,ges_sidecar=info].
+    #[arg(
+        long,
+        env = "GES_SIDECAR_LOG_LEVEL",
+        value_name = "FILTER",
+        global = true
+    )]
+    pub log_level: Option<String>,
 }
 
 /// Options of `demo`.

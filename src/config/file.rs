@@ -8,7 +8,21 @@ use toml::{Table, Value};
 /// The keys a configuration file may hold (the long flag names).
 pub const KEYS: &[&str] = &[
     "listen",
+    "admin-listen",
     "upstream",
+    "discover",
+    "dns-server",
+    "lb",
+    "health-check",
+    "health-path",
+    "health-interval",
+    "health-timeout",
+    "health-failures",
+    "health-successes",
+    "job-index-capacity",
+    "max-request-body-bytes",
+    "drain-delay",
+    "shutdown-timeout",
     "upstream-timeout",
     "forward-timeout",
     "allow-partial",
@@ -17,6 +31,7 @@ pub const KEYS: &[&str] = &[
     "max-node-jobs",
     "threads",
     "log-format",
+    "log-level",
 ];
 
 /// A configuration file's values, each as the string a flag would carry.

@@ -558,3 +558,52 @@ async fn shutdown_stops_the_node() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn truncated_and_dropped_answers_on_the_wire() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn raw_get(addr: SocketAddr, path: &str) -> Vec<u8> {
+        let mut stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("the node must accept connections");
+        let req = format!("GET {path} HTTP/1.1\r\nhost: engine\r\n\r\n");
+        stream
+            .write_all(req.as_bytes())
+            .await
+            .expect("the request must be written");
+        let mut answer = Vec::new();
+        // The node closes the connection, so this ends (a reset counts as the end).
+        let _ = stream.read_to_end(&mut answer).await;
+        answer
+    }
+
+    trace_init();
+    let node = start(EngineOptions::default()).await;
+    node.set_jobs(generate(Dialect::Persistence, 20, 5, "movies"));
+    let list = format!("{BASE}/jobs/status");
+
+    node.set_fault(Fault::TruncatedBody);
+    let answer = raw_get(node.addr(), &list).await;
+    let text = String::from_utf8_lossy(&answer);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .expect("a truncated answer must have a complete head");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let announced: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length: "))
+        .and_then(|len| len.parse().ok())
+        .expect("the head must announce the full length");
+    assert_eq!(
+        body.len(),
+        announced / 2,
+        "exactly half the body must arrive"
+    );
+
+    node.set_fault(Fault::Drop);
+    assert!(
+        raw_get(node.addr(), &list).await.is_empty(),
+        "nothing must arrive"
+    );
+}

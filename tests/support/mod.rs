@@ -2,6 +2,8 @@
 //! 127.0.0.1:0, stand-in engine nodes in-process, and a small HTTP client.
 #![allow(dead_code)]
 
+pub mod dns;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -19,6 +21,8 @@ pub struct Sidecar {
     child: Child,
     /// The downstream address.
     pub addr: SocketAddr,
+    /// The admin address.
+    pub admin: SocketAddr,
     /// Every stderr line so far (JSON log lines).
     pub log: Arc<Mutex<Vec<String>>>,
 }
@@ -35,6 +39,8 @@ impl Sidecar {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ges-sidecar"));
         cmd.args([
             "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
             "127.0.0.1:0",
             "--log-format",
             "json",
@@ -62,12 +68,12 @@ impl Sidecar {
                 sink.lock().expect("log lock").push(line);
             }
         });
-        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(addr) => addr,
+        let (addr, admin) = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(addrs) => addrs,
             Err(_) => {
                 let _ = child.kill();
                 panic!(
-                    "the sidecar must log its address: {:?}",
+                    "the sidecar must log its address ({args:?}): {:?}",
                     log.lock().expect("log lock")
                 );
             }
@@ -80,12 +86,41 @@ impl Sidecar {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        Sidecar { child, addr, log }
+        Sidecar {
+            child,
+            addr,
+            admin,
+            log,
+        }
     }
 
     /// `http://ADDR{path}`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// `http://ADMIN{path}`.
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin)
+    }
+
+    /// The process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the process to exit, at most `limit`; its exit status.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// All log lines joined.
@@ -101,12 +136,14 @@ impl Drop for Sidecar {
     }
 }
 
-fn listening_addr(line: &str) -> Option<SocketAddr> {
+fn listening_addr(line: &str) -> Option<(SocketAddr, SocketAddr)> {
     let v: serde_json::Value = serde_json::from_str(line).ok()?;
     if v["fields"]["message"] != "Listening" {
         return None;
     }
-    v["fields"]["listen"].as_str()?.parse().ok()
+    let listen = v["fields"]["listen"].as_str()?.parse().ok()?;
+    let admin = v["fields"]["admin_listen"].as_str()?.parse().ok()?;
+    Some((listen, admin))
 }
 
 /// `--upstream URL` for each node.
