@@ -45,7 +45,8 @@ venv() {
     digest=$({ python3 --version; cat "$requirements"; } | sha256sum | cut -c1-12)
     dir=$cache/$name-$digest
     if [[ ! -e $dir/.complete ]]; then
-        rm -rf "$dir"
+        # Older pins' virtualenvs, and this one if an install was cut short.
+        rm -rf "$cache/$name"-*
         mkdir -p "$cache"
         python3 -m venv "$dir" >&2
         "$dir/bin/pip" install --quiet --disable-pip-version-check --no-input \

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ges_sidecar::engine::{Dialect, EngineNode, EngineOptions};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
@@ -207,13 +207,18 @@ pub async fn get(url: &str, headers: &[(&str, &str)]) -> Resp {
 
 /// Sends a bodiless request.
 pub async fn request(method: &str, url: &str, headers: &[(&str, &str)]) -> Resp {
-    let client: Client<_, Empty<Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    send(method, url, headers, Bytes::new()).await
+}
+
+/// Sends a request with a body.
+pub async fn send(method: &str, url: &str, headers: &[(&str, &str)], body: Bytes) -> Resp {
+    let client: Client<_, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let mut req = http::Request::builder().method(method).uri(url);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let req = req.body(Empty::new()).expect("a valid request");
+    let req = req.body(Full::new(body)).expect("a valid request");
     let resp = tokio::time::timeout(Duration::from_secs(60), client.request(req))
         .await
         .expect("the sidecar must answer within 60 s")
@@ -231,6 +236,24 @@ pub async fn request(method: &str, url: &str, headers: &[(&str, &str)]) -> Resp 
         headers,
         body,
     }
+}
+
+/// Waits until `check` holds, polling every 50 ms for at most `limit`.
+pub async fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    check()
+}
+
+/// A loopback address nobody listens on.
+pub fn dead_addr() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr")
 }
 
 /// The job-list path for the stand-in's default graph.
