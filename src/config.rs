@@ -29,6 +29,8 @@ pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
 pub const DEFAULT_JOB_INDEX_CAPACITY: usize = 500_000;
 /// Default cap on a downstream request body (64 MiB).
 pub const DEFAULT_MAX_REQUEST_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// Default cap on job-list fan-outs running at once.
+pub const DEFAULT_MAX_CONCURRENT_FANOUTS: usize = 64;
 /// Default drain delay after SIGTERM.
 pub const DEFAULT_DRAIN_DELAY: Duration = Duration::from_secs(5);
 /// Default bound on the graceful shutdown after the drain.
@@ -59,6 +61,15 @@ pub struct Config {
     pub job_index_capacity: usize,
     /// Largest downstream request body.
     pub max_request_body_bytes: usize,
+    /// Most job-list fan-outs running at once.
+    pub max_concurrent_fanouts: usize,
+    /// Fetch only each node's share of a page (lists without start times,
+    /// unique job IDs).
+    pub fast_paging: bool,
+    /// Micro-cache freshness (zero: off).
+    pub cache_freshness: Duration,
+    /// Micro-cache memory budget.
+    pub cache_max_bytes: usize,
     /// How long readiness is 503 before shutdown starts, after SIGTERM.
     pub drain_delay: Duration,
     /// Bound on the graceful shutdown after the drain.
@@ -203,6 +214,7 @@ impl Config {
         );
         let allow_partial = raw.boolean("allow-partial", &args.allow_partial, &mut problems);
         let rewrite_host = raw.boolean("rewrite-host", &args.rewrite_host, &mut problems);
+        let fast_paging = raw.boolean("fast-paging", &args.fast_paging, &mut problems);
         let max_node_body_bytes = raw.count(
             "max-node-body-bytes",
             &args.max_node_body_bytes,
@@ -231,6 +243,24 @@ impl Config {
             DEFAULT_MAX_REQUEST_BODY_BYTES,
             &mut problems,
         );
+        let max_concurrent_fanouts = raw.count(
+            "max-concurrent-fanouts",
+            &args.max_concurrent_fanouts,
+            DEFAULT_MAX_CONCURRENT_FANOUTS,
+            &mut problems,
+        );
+        let cache_freshness = raw.duration_or_zero(
+            "cache-freshness",
+            &args.cache_freshness,
+            Duration::ZERO,
+            &mut problems,
+        );
+        let cache_max_bytes = raw.count(
+            "cache-max-bytes",
+            &args.cache_max_bytes,
+            64 * 1024 * 1024,
+            &mut problems,
+        );
         let drain_delay = raw.duration_or_zero(
             "drain-delay",
             &args.drain_delay,
@@ -254,6 +284,10 @@ impl Config {
                 health,
                 job_index_capacity,
                 max_request_body_bytes,
+                max_concurrent_fanouts,
+                fast_paging,
+                cache_freshness,
+                cache_max_bytes,
                 drain_delay,
                 shutdown_timeout,
                 log_level,

@@ -91,6 +91,9 @@ pub enum Fault {
     /// Answer 200 with the `Content-Length` of the real answer, send only its
     /// first half, then close the connection.
     TruncatedBody,
+    /// Answer this status with exactly this body (`application/json`), e.g. a
+    /// job list whose `jobs` is not an array.
+    Raw(u16, bytes::Bytes),
 }
 
 /// Options for starting a node.

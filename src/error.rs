@@ -15,7 +15,7 @@ pub const CODE_PARAMETER: &str = "GES.8005";
 pub const CODE_UNAVAILABLE: &str = "GES.8602";
 
 /// Everything that can make the sidecar answer with an error of its own.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum SidecarError {
     /// A query parameter is out of range or not a number.
     #[error("{0}")]
@@ -50,6 +50,13 @@ pub enum SidecarError {
     /// may be served.
     #[error("{}", describe_failures(.0))]
     NodesFailed(Vec<NodeFailure>),
+
+    /// Too many job-list fan-outs are running; try again shortly.
+    #[error("too many job-list requests in flight (limit {limit}); retry shortly")]
+    Overloaded {
+        /// The configured limit.
+        limit: usize,
+    },
 
     /// No engine node can take a forwarded request.
     #[error("no engine node is available")]
@@ -103,7 +110,7 @@ impl SidecarError {
                     502
                 }
             }
-            Self::NoNode => 503,
+            Self::NoNode | Self::Overloaded { .. } => 503,
             Self::Forward { timeout: true, .. } => 504,
             Self::Forward { timeout: false, .. } => 502,
             Self::Internal(_) => 500,
@@ -117,9 +124,11 @@ impl SidecarError {
             | Self::MethodNotAllowed { .. }
             | Self::Rejected { .. }
             | Self::BodyTooLarge { .. } => CODE_PARAMETER,
-            Self::NodesFailed(_) | Self::NoNode | Self::Forward { .. } | Self::Internal(_) => {
-                CODE_UNAVAILABLE
-            }
+            Self::NodesFailed(_)
+            | Self::NoNode
+            | Self::Overloaded { .. }
+            | Self::Forward { .. }
+            | Self::Internal(_) => CODE_UNAVAILABLE,
         }
     }
 
@@ -129,6 +138,7 @@ impl SidecarError {
             Self::MethodNotAllowed { allowed, .. } => {
                 vec![("Allow".to_string(), (*allowed).to_string())]
             }
+            Self::Overloaded { .. } => vec![("Retry-After".to_string(), "1".to_string())],
             _ => Vec::new(),
         }
     }

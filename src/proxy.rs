@@ -24,8 +24,10 @@ use http::Method;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::FailToProxy;
+use tokio::sync::Semaphore;
 use tracing::{debug, info, info_span, warn, Instrument, Span};
 
+use crate::aggregate::share::Source;
 use crate::aggregate::{Answer, FanoutStats, JobLists, PageQuery};
 use crate::config::{Config, Node};
 use crate::error::SidecarError;
@@ -53,6 +55,9 @@ pub struct Sidecar {
     forward_timeout: Duration,
     max_request_body: usize,
     lifecycle: Arc<Lifecycle>,
+    /// One permit per job-list fan-out allowed to run at once.
+    fanouts: Arc<Semaphore>,
+    max_fanouts: usize,
 }
 
 /// Per-request state, shared across Pingora's phases.
@@ -66,6 +71,7 @@ pub struct RequestCtx {
     calls: u64,
     request_bytes: usize,
     learn: Option<BytesMut>,
+    source: Option<Source>,
     span: Span,
     _in_flight: InFlight,
 }
@@ -83,6 +89,8 @@ impl Sidecar {
             forward_timeout: config.forward_timeout,
             max_request_body: config.max_request_body_bytes,
             lifecycle,
+            fanouts: Arc::new(Semaphore::new(config.max_concurrent_fanouts)),
+            max_fanouts: config.max_concurrent_fanouts,
         }
     }
 
@@ -99,17 +107,23 @@ impl Sidecar {
             Ok(query) => query,
             Err(err) => return write_error(session, ctx, &err).await,
         };
+        let Ok(_permit) = self.fanouts.clone().try_acquire_owned() else {
+            let err = SidecarError::Overloaded {
+                limit: self.max_fanouts,
+            };
+            return write_error(session, ctx, &err).await;
+        };
         let path = req.uri.path().to_string();
         let headers = CallHeaders::fanout(&req.headers, &ctx.request_id, client_ip(session));
 
-        let mut stats = FanoutStats::default();
-        let result = self
+        let (result, stats, source) = self
             .job_lists
-            .serve(&path, query, &headers, &mut stats)
+            .serve_shared(&path, query, &headers)
             .instrument(ctx.span.clone())
             .await;
         ctx.calls = stats.calls;
         ctx.fanout = Some(stats);
+        ctx.source = Some(source);
         match result {
             Ok(answer) => write_answer(session, ctx, &answer).await,
             Err(err) => {
@@ -194,6 +208,7 @@ impl ProxyHttp for Sidecar {
             calls: 0,
             request_bytes: 0,
             learn: None,
+            source: None,
             span: Span::none(),
             _in_flight: self.lifecycle.track(),
         }
@@ -446,6 +461,7 @@ impl ProxyHttp for Sidecar {
             failed_nodes = ?failed,
             jobs_fetched = fanout.jobs_fetched,
             jobs_returned = fanout.jobs_returned,
+            shared = ctx.source.map(|s| s.name()),
             error = e.map(|e| e.etype().as_str()),
             "Request"
         );

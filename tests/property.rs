@@ -44,6 +44,8 @@ struct GenJob {
 #[derive(Clone, Debug)]
 struct Case {
     memory: bool,
+    /// No ID repeats: the optimised sidecar (`--fast-paging`) is checked too.
+    unique: bool,
     nodes: Vec<Vec<GenJob>>,
     pages: Vec<(u64, u64)>,
 }
@@ -141,17 +143,25 @@ fn case_strategy() -> impl Strategy<Value = Case> {
     ];
     (
         any::<bool>(),
+        any::<bool>(),
         prop::collection::vec(node, 1..=MAX_NODES),
         any::<u64>(),
     )
-        .prop_flat_map(|(memory, sizes, seed)| {
+        .prop_flat_map(|(memory, unique, sizes, seed)| {
             let total: usize = sizes.iter().sum();
             let starts = prop::collection::vec(start_strategy(), total);
             let dups = prop::collection::vec((0usize..100, any::<prop::sample::Index>()), total);
             let pages = prop::collection::vec(page_strategy(total as u64), 1..6);
-            (Just(memory), Just(sizes), Just(seed), starts, dups, pages)
+            (
+                Just((memory, unique)),
+                Just(sizes),
+                Just(seed),
+                starts,
+                dups,
+                pages,
+            )
         })
-        .prop_map(|(memory, sizes, seed, starts, dups, pages)| {
+        .prop_map(|((memory, unique), sizes, seed, starts, dups, pages)| {
             let mut nodes: Vec<Vec<GenJob>> = Vec::new();
             let mut all_ids: Vec<String> = Vec::new();
             let mut k = 0;
@@ -160,7 +170,7 @@ fn case_strategy() -> impl Strategy<Value = Case> {
                 for j in 0..*size {
                     let (roll, pick) = &dups[k];
                     // About 8% of jobs repeat an ID already placed somewhere.
-                    let id = if *roll < 8 && !all_ids.is_empty() {
+                    let id = if !unique && *roll < 8 && !all_ids.is_empty() {
                         all_ids[pick.index(all_ids.len())].clone()
                     } else {
                         format!("job-{seed:x}-{n}-{j}")
@@ -178,6 +188,7 @@ fn case_strategy() -> impl Strategy<Value = Case> {
             }
             Case {
                 memory,
+                unique,
                 nodes,
                 pages,
             }
@@ -243,14 +254,46 @@ struct Cluster {
     nodes: Vec<EngineNode>,
     /// sidecars[k] fronts nodes[0..=k].
     sidecars: Vec<Sidecar>,
+    /// The same with every optimisation on: fast paging, the micro-cache,
+    /// shared fan-outs.
+    optimised: Vec<Sidecar>,
 }
+
+/// Longer than the optimised sidecars' cache freshness (20 ms).
+const FRESHNESS: std::time::Duration = std::time::Duration::from_millis(25);
 
 async fn cluster(dialect: Dialect) -> Cluster {
     let nodes = start_nodes(MAX_NODES, dialect).await;
     let sidecars = (1..=MAX_NODES)
         .map(|k| Sidecar::start(&upstream_args(&nodes[..k])))
         .collect();
-    Cluster { nodes, sidecars }
+    let optimised = (1..=MAX_NODES)
+        .map(|k| {
+            let mut args = upstream_args(&nodes[..k]);
+            args.extend(["--fast-paging", "--cache-freshness", "20ms"].map(String::from));
+            Sidecar::start(&args)
+        })
+        .collect();
+    Cluster {
+        nodes,
+        sidecars,
+        optimised,
+    }
+}
+
+/// `(jobId, origin)` of every job of a 200 job-list answer.
+fn page_of(resp: &Resp) -> Vec<(String, String)> {
+    resp.json()["jobs"]
+        .as_array()
+        .expect("jobs array")
+        .iter()
+        .map(|j| {
+            (
+                j["jobId"].as_str().unwrap_or("").to_string(),
+                j["origin"].to_string(),
+            )
+        })
+        .collect()
 }
 
 #[test]
@@ -284,32 +327,49 @@ fn sidecar_pages_equal_the_reference_slice() {
             });
             node.set_jobs(jobs);
         }
+        // Let the optimised sidecars' cached answers for the last case expire.
+        std::thread::sleep(FRESHNESS);
         let sidecar = &cluster.sidecars[case.nodes.len() - 1];
+        let optimised = &cluster.optimised[case.nodes.len() - 1];
         let expected = reference(&case);
         for &(offset, limit) in &case.pages {
-            let url = sidecar.url(&list_path(&format!("?offset={offset}&limit={limit}")));
-            let resp = rt.block_on(get(&url, &[]));
+            let path = list_path(&format!("?offset={offset}&limit={limit}"));
+            let resp = rt.block_on(get(&sidecar.url(&path), &[]));
             prop_assert_eq!(resp.status, 200);
-            let body = resp.json();
-            prop_assert_eq!(body["totalCount"].as_u64(), Some(expected.len() as u64));
-            let got: Vec<(String, String)> = body["jobs"]
-                .as_array()
-                .expect("jobs array")
-                .iter()
-                .map(|j| {
-                    (
-                        j["jobId"].as_str().unwrap_or("").to_string(),
-                        j["origin"].to_string(),
-                    )
-                })
-                .collect();
+            prop_assert_eq!(
+                resp.json()["totalCount"].as_u64(),
+                Some(expected.len() as u64)
+            );
+            let got = page_of(&resp);
             let want: Vec<(String, String)> = expected
                 .iter()
                 .skip(usize::try_from(offset).unwrap_or(usize::MAX))
                 .take(usize::try_from(limit).unwrap_or(usize::MAX))
                 .map(|(id, n, pos)| (id.clone(), format!("\"{n}/{pos}\"")))
                 .collect();
-            prop_assert_eq!(got, want, "offset {} limit {}", offset, limit);
+            prop_assert_eq!(&got, &want, "offset {} limit {}", offset, limit);
+
+            if case.unique {
+                // Two identical requests at once (shared fan-out), then a
+                // third from the cache: all exact.
+                let url = optimised.url(&path);
+                let (a, b) = rt.block_on(async { tokio::join!(get(&url, &[]), get(&url, &[])) });
+                let c = rt.block_on(get(&url, &[]));
+                for resp in [a, b, c] {
+                    prop_assert_eq!(resp.status, 200);
+                    prop_assert_eq!(
+                        resp.json()["totalCount"].as_u64(),
+                        Some(expected.len() as u64)
+                    );
+                    prop_assert_eq!(
+                        &page_of(&resp),
+                        &want,
+                        "optimised: offset {} limit {}",
+                        offset,
+                        limit
+                    );
+                }
+            }
         }
         Ok(())
     });

@@ -29,6 +29,9 @@ pub struct JobEntry {
     pub id: Box<str>,
     /// Start time in epoch milliseconds, if it has one.
     pub start_ms: Option<u64>,
+    /// Whether the job has a `startTime` key at all (memory dialect), even
+    /// an empty one.
+    pub timed: bool,
 }
 
 #[derive(Deserialize)]
@@ -92,6 +95,7 @@ impl NodePage {
                 raw: start..start + job.get().len(),
                 id: id.into_boxed_str(),
                 start_ms: fields.start_time.and_then(start_time_ms),
+                timed: fields.start_time.is_some(),
             });
         }
         Ok(NodePage {

@@ -21,8 +21,10 @@ use super::NodeFailure;
 pub struct Part<'a> {
     /// The node's index.
     pub node: u32,
-    /// Its pages, in call order.
+    /// Its pages, in call order, consecutive in the node's list.
     pub pages: &'a [NodePage],
+    /// The position in the node's list of the first job of `pages`.
+    pub first_position: u64,
 }
 
 /// The requested slice of the cluster list.
@@ -45,8 +47,20 @@ pub struct Picked<'a> {
     pub bytes: &'a [u8],
 }
 
-/// Merges `parts` and takes the page `query` asks for.
+/// Merges `parts` (whole node lists) and takes the page `query` asks for.
 pub fn merge<'a>(parts: &[Part<'a>], query: PageQuery) -> MergedPage<'a> {
+    merge_window(parts, query.offset, query.end(), None)
+}
+
+/// Merges `parts` that already are exactly one page of a cluster list of
+/// `total` jobs (each node's share of it, see `plan::shares`).
+pub fn merge_page<'a>(parts: &[Part<'a>], total: u64) -> MergedPage<'a> {
+    merge_window(parts, 0, u64::MAX, Some(total))
+}
+
+/// Keys, sorts and de-duplicates the jobs of `parts`, keeping the ranks in
+/// `[from, to)`; the total is the distinct count unless given.
+fn merge_window<'a>(parts: &[Part<'a>], from: u64, to: u64, total: Option<u64>) -> MergedPage<'a> {
     let count: usize = parts
         .iter()
         .flat_map(|p| p.pages)
@@ -54,7 +68,7 @@ pub fn merge<'a>(parts: &[Part<'a>], query: PageQuery) -> MergedPage<'a> {
         .sum();
     let mut entries: Vec<(OrderKey, &'a NodePage, usize)> = Vec::with_capacity(count);
     for part in parts {
-        let mut position = 0u64;
+        let mut position = part.first_position;
         for page in part.pages {
             for (i, job) in page.jobs.iter().enumerate() {
                 entries.push((OrderKey::new(job.start_ms, position, part.node), page, i));
@@ -66,12 +80,12 @@ pub fn merge<'a>(parts: &[Part<'a>], query: PageQuery) -> MergedPage<'a> {
 
     let mut seen: HashSet<&str> = HashSet::with_capacity(entries.len());
     let mut rank = 0u64;
-    let mut jobs = Vec::with_capacity(usize::try_from(query.limit).unwrap_or(0).min(count));
+    let mut jobs = Vec::with_capacity(usize::try_from(to - from).unwrap_or(0).min(count));
     for (key, page, i) in entries {
         if !seen.insert(&page.jobs[i].id) {
             continue;
         }
-        if rank >= query.offset && rank < query.end() {
+        if rank >= from && rank < to {
             let node = key.node;
             jobs.push(Picked {
                 node,
@@ -81,7 +95,10 @@ pub fn merge<'a>(parts: &[Part<'a>], query: PageQuery) -> MergedPage<'a> {
         }
         rank += 1;
     }
-    MergedPage { total: rank, jobs }
+    MergedPage {
+        total: total.unwrap_or(rank),
+        jobs,
+    }
 }
 
 /// Renders the success body; with failed nodes, the partial markers too.
@@ -134,7 +151,18 @@ mod tests {
             r#"{"jobs":[{"jobId":"a0"},{"jobId":"a1"},{"jobId":"x"}]}"#,
         )];
         let b = [page(r#"{"jobs":[{"jobId":"x"},{"jobId":"b1"}]}"#)];
-        let parts = [Part { node: 0, pages: &a }, Part { node: 1, pages: &b }];
+        let parts = [
+            Part {
+                node: 0,
+                pages: &a,
+                first_position: 0,
+            },
+            Part {
+                node: 1,
+                pages: &b,
+                first_position: 0,
+            },
+        ];
         let merged = merge(
             &parts,
             PageQuery {
@@ -164,7 +192,18 @@ mod tests {
         let b = [page(
             r#"{"jobs":[{"jobId":"mid","startTime":1709251200},{"jobId":"p","startTime":""}]}"#,
         )];
-        let parts = [Part { node: 0, pages: &a }, Part { node: 1, pages: &b }];
+        let parts = [
+            Part {
+                node: 0,
+                pages: &a,
+                first_position: 0,
+            },
+            Part {
+                node: 1,
+                pages: &b,
+                first_position: 0,
+            },
+        ];
         let merged = merge(
             &parts,
             PageQuery {
@@ -182,7 +221,18 @@ mod tests {
             page(r#"{"jobs":[{"jobId":"a1"}]}"#),
         ];
         let b = [page(r#"{"jobs":[{"jobId":"b0"},{"jobId":"b1"}]}"#)];
-        let parts = [Part { node: 0, pages: &a }, Part { node: 1, pages: &b }];
+        let parts = [
+            Part {
+                node: 0,
+                pages: &a,
+                first_position: 0,
+            },
+            Part {
+                node: 1,
+                pages: &b,
+                first_position: 0,
+            },
+        ];
         let merged = merge(
             &parts,
             PageQuery {
@@ -197,7 +247,11 @@ mod tests {
     fn render_marks_partial_answers() {
         let a = [page(r#"{"jobs":[{"jobId":"a0","x":[1, 2]}]}"#)];
         let merged = merge(
-            &[Part { node: 0, pages: &a }],
+            &[Part {
+                node: 0,
+                pages: &a,
+                first_position: 0,
+            }],
             PageQuery {
                 offset: 0,
                 limit: 10,

@@ -11,6 +11,8 @@
 //! between two of its calls, jobs may be seen twice (removed as duplicates)
 //! or missed, as with paging any live list.
 
+use std::ops::Range;
+
 use super::query::MAX_LIMIT;
 use super::FailureKind;
 
@@ -49,6 +51,11 @@ impl FetchPlan {
         }
     }
 
+    /// The most jobs read from one node.
+    pub fn max_jobs(&self) -> u64 {
+        self.max_jobs
+    }
+
     /// The first call to every node.
     pub fn first(&self) -> PageCall {
         PageCall {
@@ -70,6 +77,76 @@ impl FetchPlan {
             offset: fetched,
             limit: self.page_size,
         }))
+    }
+}
+
+/// The rank, in a cluster list without start times (positions interleaved,
+/// node index breaking ties), of the job at `position` on node `node`, for
+/// nodes holding `sizes` distinct jobs.
+pub fn rank(sizes: &[u64], node: usize, position: u64) -> u64 {
+    let before: u64 = sizes.iter().map(|&n| n.min(position)).sum();
+    let ahead = sizes[..node].iter().filter(|&&n| n > position).count() as u64;
+    before + ahead
+}
+
+/// Each node's share of the page `[offset, offset + limit)` of such a list:
+/// the range of positions in its own list whose ranks fall in the page.
+pub fn shares(sizes: &[u64], offset: u64, limit: u64) -> Vec<Range<u64>> {
+    let end = offset.saturating_add(limit);
+    (0..sizes.len())
+        .map(|node| {
+            // The first position whose rank reaches `target` (ranks grow
+            // with position on one node).
+            let first_reaching = |target: u64| {
+                let (mut lo, mut hi) = (0, sizes[node]);
+                while lo < hi {
+                    let mid = lo + (hi - lo) / 2;
+                    if rank(sizes, node, mid) < target {
+                        lo = mid + 1;
+                    } else {
+                        hi = mid;
+                    }
+                }
+                lo
+            };
+            first_reaching(offset)..first_reaching(end)
+        })
+        .collect()
+}
+
+/// A search for the number of jobs a node holds, with `limit=1` probes.
+///
+/// It bisects `[0, max]` from the top, so most probes that return a job
+/// are few: about half of log2(max) probes fetch one job each.
+#[derive(Clone, Copy, Debug)]
+pub struct SizeSearch {
+    lo: u64,
+    hi: u64,
+}
+
+impl SizeSearch {
+    /// A search for a size of at most `max`.
+    pub fn new(max: u64) -> SizeSearch {
+        SizeSearch { lo: 0, hi: max }
+    }
+
+    /// The offset to probe next, or `None` when the size is known.
+    pub fn probe(&self) -> Option<u64> {
+        (self.lo < self.hi).then(|| self.lo + (self.hi - self.lo) / 2)
+    }
+
+    /// Records whether the probe at `offset` found a job.
+    pub fn found(&mut self, offset: u64, found: bool) {
+        if found {
+            self.lo = offset + 1;
+        } else {
+            self.hi = offset;
+        }
+    }
+
+    /// The size, once known.
+    pub fn size(&self) -> Option<u64> {
+        (self.lo >= self.hi).then_some(self.lo)
     }
 }
 
@@ -97,6 +174,58 @@ mod tests {
         );
         assert_eq!(plan.next(150_000, 50_000).expect("within cap"), None);
         assert_eq!(plan.next(200_000, 0).expect("within cap"), None);
+    }
+
+    /// The page by brute force: all (position, node) pairs sorted.
+    fn brute(sizes: &[u64], offset: u64, limit: u64) -> Vec<Vec<u64>> {
+        let mut all: Vec<(u64, usize)> = Vec::new();
+        for (node, &n) in sizes.iter().enumerate() {
+            all.extend((0..n).map(|p| (p, node)));
+        }
+        all.sort();
+        let mut out = vec![Vec::new(); sizes.len()];
+        for (p, node) in all.into_iter().skip(offset as usize).take(limit as usize) {
+            out[node].push(p);
+        }
+        out
+    }
+
+    #[test]
+    fn shares_match_brute_force() {
+        let cases: &[&[u64]] = &[&[5, 3, 0, 7], &[1], &[0, 0], &[10, 10, 10], &[2, 9, 4]];
+        for sizes in cases {
+            let total: u64 = sizes.iter().sum();
+            for offset in 0..=total + 2 {
+                for limit in [0, 1, 2, 5, 100] {
+                    let got: Vec<Vec<u64>> = shares(sizes, offset, limit)
+                        .into_iter()
+                        .map(|r| r.collect())
+                        .collect();
+                    assert_eq!(
+                        got,
+                        brute(sizes, offset, limit),
+                        "{sizes:?} {offset} {limit}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn size_search_finds_every_size_with_few_hits() {
+        for size in [0u64, 1, 2, 3, 99_999, 100_000, 300_001, 5_000_000] {
+            let mut search = SizeSearch::new(5_000_000);
+            let (mut probes, mut hits) = (0, 0);
+            while let Some(offset) = search.probe() {
+                let found = offset < size;
+                hits += u32::from(found);
+                probes += 1;
+                search.found(offset, found);
+            }
+            assert_eq!(search.size(), Some(size));
+            assert!(probes <= 23, "{probes} probes for {size}");
+            assert!(hits <= 23, "{hits} jobs fetched for {size}");
+        }
     }
 
     #[test]

@@ -152,6 +152,52 @@ pub struct ProxyArgs {
     )]
     pub max_request_body_bytes: Option<String>,
 
+    /// Most job-list fan-outs running at once; more are answered 503 with
+    /// Retry-After, never queued [default: 64].
+    #[arg(
+        long,
+        env = "GES_SIDECAR_MAX_CONCURRENT_FANOUTS",
+        value_name = "N",
+        global = true
+    )]
+    pub max_concurrent_fanouts: Option<String>,
+
+    /// Micro-cache: identical job-list requests (same page, same
+    /// credentials) within this window get the same complete answer; 0 turns
+    /// it off. Identical concurrent requests always share one fan-out
+    /// [default: 0].
+    #[arg(
+        long,
+        env = "GES_SIDECAR_CACHE_FRESHNESS",
+        value_name = "DURATION",
+        global = true
+    )]
+    pub cache_freshness: Option<String>,
+
+    /// Memory budget of the micro-cache, in bytes [default: 67108864].
+    #[arg(
+        long,
+        env = "GES_SIDECAR_CACHE_MAX_BYTES",
+        value_name = "BYTES",
+        global = true
+    )]
+    pub cache_max_bytes: Option<String>,
+
+    /// Deep pages without reading whole lists: for lists without start
+    /// times (persistence and legacy dialects), learn each node's size with
+    /// limit=1 probes and fetch only its share of the page. Exact only when
+    /// job IDs are unique across the cluster: turn it on only then
+    /// [default: false].
+    #[arg(
+        long,
+        env = "GES_SIDECAR_FAST_PAGING",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        global = true
+    )]
+    pub fast_paging: Option<String>,
+
     /// Admin listener (/healthz, /readyz, /metrics) [default: 127.0.0.1:9901].
     /// It binds loopback unless told otherwise.
     #[arg(

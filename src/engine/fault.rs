@@ -53,6 +53,11 @@ pub(super) async fn apply(fault: Fault, dialect: Dialect) -> Effect {
         }),
         Fault::Drop => Effect::Drop,
         Fault::TruncatedBody => Effect::Truncate,
+        Fault::Raw(code, body) => Effect::Replace(Reply {
+            status: status(code),
+            content_type: JSON,
+            body,
+        }),
     }
 }
 

@@ -1,0 +1,336 @@
+//! Sharing fan-outs between identical job-list requests: requests that are
+//! identical and concurrent wait for one fan-out, and an optional
+//! micro-cache answers identical requests for a short freshness window.
+//!
+//! # Isolation
+//!
+//! Two requests are identical when their path, `offset`, `limit`, `Host`
+//! and every header sent to the nodes (credentials, language, AK/SK date) are
+//! equal; the key is a 128-bit keyed hash of all of them, so one credential's
+//! answer is never served to another, and no token is kept in the key.
+//!
+//! # Caveats
+//!
+//! Only successful, complete answers are cached: never an error, never a
+//! partial answer. A cached answer can be up to the freshness window old;
+//! with the cache off (the default) only concurrent requests share.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use tokio::sync::OnceCell;
+
+use super::{Answer, FanoutStats, PageQuery, FAILED_NODES_HEADER};
+use crate::error::SidecarError;
+use crate::headers::{CallHeaders, REQUEST_ID};
+
+/// What one fan-out produced, as every sharer sees it.
+pub type Outcome = (Result<Answer, SidecarError>, FanoutStats);
+
+/// How a request got its answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// It ran the fan-out.
+    Fanout,
+    /// It waited for an identical request's fan-out.
+    Shared,
+    /// The micro-cache answered.
+    Cache,
+}
+
+/// The identity of a job-list request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Key(u64, u64);
+
+/// In-flight fan-outs and the micro-cache.
+pub struct Sharing {
+    flights: DashMap<Key, Arc<OnceCell<Outcome>>>,
+    cache: Option<Cache>,
+}
+
+struct Cache {
+    entries: DashMap<Key, (Instant, Answer)>,
+    freshness: Duration,
+    max_bytes: usize,
+    bytes: AtomicUsize,
+}
+
+// === impl Source ===
+
+impl Source {
+    /// A short name for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Source::Fanout => "fanout",
+            Source::Shared => "shared",
+            Source::Cache => "cache",
+        }
+    }
+}
+
+// === impl Key ===
+
+impl Key {
+    /// The key of a request for `path` and `query` sent with `headers`.
+    pub fn new(path: &str, query: PageQuery, headers: &CallHeaders) -> Key {
+        static SEEDS: OnceLock<(RandomState, RandomState)> = OnceLock::new();
+        let (a, b) = SEEDS.get_or_init(|| (RandomState::new(), RandomState::new()));
+        let digest = |seed: &RandomState| {
+            let mut h = seed.build_hasher();
+            path.hash(&mut h);
+            query.hash(&mut h);
+            headers.host.as_ref().map(|v| v.as_bytes()).hash(&mut h);
+            for (name, value) in &headers.common {
+                // The request ID and forwarding headers differ per request
+                // and do not change the answer.
+                if name == REQUEST_ID || name.as_str().starts_with("x-forwarded-") {
+                    continue;
+                }
+                name.as_str().hash(&mut h);
+                value.as_bytes().hash(&mut h);
+            }
+            h.finish()
+        };
+        Key(digest(a), digest(b))
+    }
+}
+
+// === impl Sharing ===
+
+impl Sharing {
+    /// Sharing with a micro-cache when `freshness` is not zero.
+    pub fn new(freshness: Duration, max_bytes: usize) -> Sharing {
+        let cache = (!freshness.is_zero()).then(|| Cache {
+            entries: DashMap::new(),
+            freshness,
+            max_bytes,
+            bytes: AtomicUsize::new(0),
+        });
+        Sharing {
+            flights: DashMap::new(),
+            cache,
+        }
+    }
+
+    /// The answer for `key`: from the cache, from an identical fan-out in
+    /// flight, or from `fanout` (run at most once per key at a time).
+    pub async fn run<F>(&self, key: Key, fanout: F) -> (Outcome, Source)
+    where
+        F: std::future::Future<Output = Outcome>,
+    {
+        if let Some(answer) = self.cache.as_ref().and_then(|c| c.get(&key)) {
+            return ((Ok(answer), FanoutStats::default()), Source::Cache);
+        }
+        let cell = self.flights.entry(key).or_default().clone();
+        let mut led = false;
+        let outcome = cell
+            .get_or_init(|| {
+                led = true;
+                fanout
+            })
+            .await
+            .clone();
+        if !led {
+            return ((outcome.0, FanoutStats::default()), Source::Shared);
+        }
+        self.flights
+            .remove_if(&key, |_, current| Arc::ptr_eq(current, &cell));
+        if let (Some(cache), Ok(answer)) = (&self.cache, &outcome.0) {
+            cache.put(key, answer);
+        }
+        (outcome, Source::Fanout)
+    }
+}
+
+// === impl Cache ===
+
+impl Cache {
+    fn get(&self, key: &Key) -> Option<Answer> {
+        let hit = self.entries.get(key).map(|e| (e.0, e.1.clone()));
+        match hit {
+            Some((at, answer)) if at.elapsed() < self.freshness => Some(answer),
+            Some(_) => {
+                self.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn put(&self, key: Key, answer: &Answer) {
+        let complete =
+            answer.status == 200 && !answer.headers.iter().any(|(n, _)| n == FAILED_NODES_HEADER);
+        let size = answer.body.len();
+        if !complete || size > self.max_bytes / 4 {
+            return;
+        }
+        if self.bytes.load(Ordering::Relaxed) + size > self.max_bytes {
+            let stale: Vec<Key> = self
+                .entries
+                .iter()
+                .filter(|e| e.0.elapsed() >= self.freshness)
+                .map(|e| *e.key())
+                .collect();
+            stale.iter().for_each(|k| self.remove(k));
+            if self.bytes.load(Ordering::Relaxed) + size > self.max_bytes {
+                return;
+            }
+        }
+        self.remove(&key);
+        self.bytes.fetch_add(size, Ordering::Relaxed);
+        self.entries.insert(key, (Instant::now(), answer.clone()));
+    }
+
+    fn remove(&self, key: &Key) {
+        if let Some((_, (_, old))) = self.entries.remove(key) {
+            self.bytes.fetch_sub(old.body.len(), Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use http::HeaderMap;
+    use std::sync::atomic::AtomicU32;
+
+    fn headers(token: &str) -> CallHeaders {
+        let mut h = HeaderMap::new();
+        h.insert("x-auth-token", token.parse().expect("value"));
+        CallHeaders::fanout(&h, "some-request-id", None)
+    }
+
+    fn ok() -> Outcome {
+        let answer = Answer {
+            status: 200,
+            headers: Vec::new(),
+            body: Bytes::from_static(b"{}"),
+        };
+        (Ok(answer), FanoutStats::default())
+    }
+
+    #[test]
+    fn keys_differ_by_credentials_and_page_but_not_request_id() {
+        let page = PageQuery {
+            offset: 0,
+            limit: 10,
+        };
+        let a = Key::new("/p", page, &headers("alice"));
+        let b = Key::new("/p", page, &headers("bob"));
+        assert_ne!(a, b, "different credentials never share");
+        let mut other_id = headers("alice");
+        other_id.common.retain(|(n, _)| n != REQUEST_ID);
+        assert_eq!(a, Key::new("/p", page, &other_id));
+        assert_ne!(
+            a,
+            Key::new(
+                "/p",
+                PageQuery {
+                    offset: 1,
+                    limit: 10
+                },
+                &headers("alice")
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn concurrent_identical_requests_share_one_fanout() {
+        let sharing = Arc::new(Sharing::new(Duration::ZERO, 0));
+        let runs = Arc::new(AtomicU32::new(0));
+        let key = Key::new(
+            "/p",
+            PageQuery {
+                offset: 0,
+                limit: 1,
+            },
+            &headers("t"),
+        );
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let (sharing, runs) = (sharing.clone(), runs.clone());
+                tokio::spawn(async move {
+                    let fanout = async move {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        ok()
+                    };
+                    sharing.run(key, fanout).await.1
+                })
+            })
+            .collect();
+        let mut sources = Vec::new();
+        for t in tasks {
+            sources.push(t.await.expect("task"));
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert_eq!(sources.iter().filter(|s| **s == Source::Fanout).count(), 1);
+        // Once done, the next request fans out again (no cache).
+        let (_, source) = sharing.run(key, async { ok() }).await;
+        assert_eq!(source, Source::Fanout);
+    }
+
+    #[tokio::test]
+    async fn the_cache_holds_complete_answers_only_for_the_freshness() {
+        let sharing = Sharing::new(Duration::from_millis(100), 1 << 20);
+        let key = Key::new(
+            "/p",
+            PageQuery {
+                offset: 0,
+                limit: 1,
+            },
+            &headers("t"),
+        );
+        assert_eq!(sharing.run(key, async { ok() }).await.1, Source::Fanout);
+        assert_eq!(sharing.run(key, async { ok() }).await.1, Source::Cache);
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert_eq!(sharing.run(key, async { ok() }).await.1, Source::Fanout);
+
+        let partial = || {
+            let headers = vec![(FAILED_NODES_HEADER.to_string(), "http://n:1".to_string())];
+            let answer = Answer {
+                status: 200,
+                headers,
+                body: Bytes::from_static(b"{}"),
+            };
+            (Ok(answer), FanoutStats::default())
+        };
+        let other = Key::new(
+            "/q",
+            PageQuery {
+                offset: 0,
+                limit: 1,
+            },
+            &headers("t"),
+        );
+        let _ = sharing.run(other, async move { partial() }).await;
+        assert_eq!(
+            sharing.run(other, async { ok() }).await.1,
+            Source::Fanout,
+            "partial not cached"
+        );
+        let failed = Key::new(
+            "/r",
+            PageQuery {
+                offset: 0,
+                limit: 1,
+            },
+            &headers("t"),
+        );
+        let _ = sharing
+            .run(failed, async {
+                (Err(SidecarError::NoNode), FanoutStats::default())
+            })
+            .await;
+        assert_eq!(
+            sharing.run(failed, async { ok() }).await.1,
+            Source::Fanout,
+            "errors not cached"
+        );
+    }
+}

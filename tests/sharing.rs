@@ -1,0 +1,169 @@
+//! Shared fan-outs and the micro-cache: identical concurrent requests cost
+//! one fan-out, pollers cost at most one fan-out per freshness window, and
+//! nothing is ever shared across credentials or cached when it failed.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ges_sidecar::engine::{jobs, Dialect, EngineNode, EngineOptions, Fault};
+use support::*;
+
+fn list_calls(node: &EngineNode) -> usize {
+    node.seen()
+        .iter()
+        .filter(|r| r.path_and_query.contains("/jobs/status"))
+        .count()
+}
+
+async fn concurrently(sidecar: &Sidecar, n: usize, token: &str) -> Vec<Resp> {
+    let url = sidecar.url(&list_path("?limit=3"));
+    let calls = (0..n).map(|_| {
+        let (url, token) = (url.clone(), token.to_string());
+        tokio::spawn(async move { get(&url, &[("X-Auth-Token", &token)]).await })
+    });
+    let mut out = Vec::new();
+    for call in calls.collect::<Vec<_>>() {
+        out.push(call.await.expect("request task"));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_concurrent_requests_share_one_fanout() {
+    let nodes = start_nodes(2, Dialect::Persistence).await;
+    for (i, n) in nodes.iter().enumerate() {
+        n.set_jobs(jobs::generate(
+            Dialect::Persistence,
+            10,
+            i as u64 + 1,
+            "movies",
+        ));
+        n.set_fault(Fault::Delay(Duration::from_millis(300)));
+    }
+    let sidecar = Sidecar::start(&upstream_args(&nodes));
+    let answers = concurrently(&sidecar, 16, "tok").await;
+    assert!(answers.iter().all(|r| r.status == 200));
+    let first = answers[0].job_ids();
+    assert!(
+        answers.iter().all(|r| r.job_ids() == first),
+        "all get the same page"
+    );
+    for node in &nodes {
+        assert_eq!(
+            list_calls(node),
+            1,
+            "one fan-out served 16 identical requests"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn different_credentials_never_share() {
+    let mut nodes = Vec::new();
+    for i in 0..2 {
+        let options = EngineOptions {
+            name: format!("engine-{i}"),
+            required_token: Some("good-token".into()),
+            ..EngineOptions::default()
+        };
+        let node = EngineNode::start(SocketAddr::from(([127, 0, 0, 1], 0)), options)
+            .await
+            .expect("node starts");
+        node.set_jobs(jobs::generate(Dialect::Persistence, 5, i + 1, "movies"));
+        node.set_fault(Fault::Delay(Duration::from_millis(300)));
+        nodes.push(node);
+    }
+    let mut args = upstream_args(&nodes);
+    args.extend(["--cache-freshness", "10s"].map(String::from));
+    let sidecar = Sidecar::start(&args);
+
+    // At the same moment: one good token, one bad.
+    let (good, bad) = tokio::join!(concurrently(&sidecar, 4, "good-token"), async {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        concurrently(&sidecar, 4, "stolen-token").await
+    });
+    assert!(
+        good.iter().all(|r| r.status == 200),
+        "the right token gets the list"
+    );
+    for r in &bad {
+        assert_eq!(
+            r.status, 400,
+            "the wrong token gets the engine's refusal, never a shared list"
+        );
+        assert_eq!(r.json()["errorCode"], "GES.8007");
+    }
+    // And the cache does not leak the good answer to the bad token later.
+    let later = concurrently(&sidecar, 1, "stolen-token").await;
+    assert_eq!(later[0].status, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pollers_cost_one_fanout_per_freshness_window() {
+    let nodes = start_nodes(3, Dialect::Memory).await;
+    for (i, n) in nodes.iter().enumerate() {
+        n.set_jobs(jobs::generate(Dialect::Memory, 200, i as u64 + 1, "movies"));
+    }
+    let mut args = upstream_args(&nodes);
+    args.extend(["--cache-freshness", "250ms"].map(String::from));
+    let sidecar = Sidecar::start(&args);
+
+    let window = Duration::from_millis(250);
+    let run = Duration::from_millis(1500);
+    let started = std::time::Instant::now();
+    let pollers: Vec<_> = (0..64)
+        .map(|_| {
+            let url = sidecar.url(&list_path("?limit=10"));
+            tokio::spawn(async move {
+                let mut statuses = Vec::new();
+                while started.elapsed() < run {
+                    statuses.push(get(&url, &[("X-Auth-Token", "t")]).await.status);
+                }
+                statuses
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for p in pollers {
+        let statuses = p.await.expect("poller");
+        assert!(statuses.iter().all(|s| *s == 200));
+        total += statuses.len();
+    }
+    let windows = (started.elapsed().as_millis() / window.as_millis()) as usize + 1;
+    for node in &nodes {
+        let calls = list_calls(node);
+        assert!(
+            calls <= windows,
+            "{calls} fan-outs for {total} requests in {windows} windows"
+        );
+    }
+    assert!(total > 64, "the pollers were served: {total}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_are_never_cached() {
+    let nodes = start_nodes(2, Dialect::Persistence).await;
+    let mut args = upstream_args(&nodes);
+    args.extend(["--cache-freshness", "30s", "--allow-partial"].map(String::from));
+    let sidecar = Sidecar::start(&args);
+    nodes[1].set_fault(Fault::Status(503));
+    let partial = get(&sidecar.url(&list_path("")), &[]).await;
+    assert_eq!(partial.json()["partial"], true);
+    nodes[1].set_fault(Fault::None);
+    let whole = get(&sidecar.url(&list_path("")), &[]).await;
+    assert!(
+        whole.json().get("partial").is_none(),
+        "a partial answer is not cached"
+    );
+
+    nodes[0].set_fault(Fault::Status(503));
+    nodes[1].set_fault(Fault::Status(503));
+    let other = get(&sidecar.url(&list_path("?limit=1")), &[]).await;
+    assert_eq!(other.status, 502);
+    nodes[0].set_fault(Fault::None);
+    nodes[1].set_fault(Fault::None);
+    let after = get(&sidecar.url(&list_path("?limit=1")), &[]).await;
+    assert_eq!(after.status, 200, "an error is not cached");
+}
