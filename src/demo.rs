@@ -39,8 +39,8 @@ pub fn run(mut args: ProxyArgs, demo: &DemoArgs) -> ExitCode {
 
     let graph = demo.graph.clone();
     let jobs = demo.jobs;
-    let result = server::run(&config, move |listen| {
-        print_banner(listen, &urls, &graph, jobs)
+    let result = server::run(&config, move |listen, admin| {
+        print_banner(listen, admin, &urls, &graph, jobs)
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -112,7 +112,7 @@ fn start_nodes(
         .map_err(|_| std::io::Error::other("the node thread ended early"))?
 }
 
-fn print_banner(listen: SocketAddr, urls: &[String], graph: &str, jobs: usize) {
+fn print_banner(listen: SocketAddr, admin: SocketAddr, urls: &[String], graph: &str, jobs: usize) {
     let base = format!("http://{listen}/ges/v1.0/{PROJECT}/graphs/{graph}");
     println!(
         "ges-sidecar demo: {} stand-in engine nodes, {jobs} jobs each",
@@ -121,7 +121,7 @@ fn print_banner(listen: SocketAddr, urls: &[String], graph: &str, jobs: usize) {
     for (i, url) in urls.iter().enumerate() {
         println!("  node {i}: {url}");
     }
-    println!("sidecar: http://{listen}");
+    println!("sidecar: http://{listen}   admin: http://{admin}/metrics, /readyz, /healthz");
     println!();
     println!("Try:");
     println!("  curl -s '{base}/jobs/status?limit=5&offset=0'");

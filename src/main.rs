@@ -22,7 +22,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match server::run(&config, |_| {}) {
+    match server::run(&config, |_, _| {}) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ges-sidecar: cannot start: {e}");

@@ -98,9 +98,12 @@ pub fn build(config: &Config) -> std::io::Result<Built> {
 }
 
 /// Builds and runs the server until it is told to stop (SIGTERM drains,
-/// SIGINT stops at once). `on_listening` is called with the downstream
-/// address before serving.
-pub fn run(config: &Config, on_listening: impl FnOnce(SocketAddr)) -> std::io::Result<()> {
+/// SIGINT stops at once). `on_listening` is called with the downstream and
+/// admin addresses before serving.
+pub fn run(
+    config: &Config,
+    on_listening: impl FnOnce(SocketAddr, SocketAddr),
+) -> std::io::Result<()> {
     let built = build(config)?;
     info!(
         listen = %built.listen,
@@ -113,7 +116,7 @@ pub fn run(config: &Config, on_listening: impl FnOnce(SocketAddr)) -> std::io::R
     if !built.admin_listen.ip().is_loopback() {
         info!(admin_listen = %built.admin_listen, "The admin listener is not on loopback");
     }
-    on_listening(built.listen);
+    on_listening(built.listen, built.admin_listen);
     spawn_serving_probe(built.listen, built.lifecycle.clone());
 
     let Built {

@@ -138,3 +138,44 @@ async fn srv_records_and_an_empty_name() {
     let ready = get(&sidecar.admin_url("/readyz"), &[]).await;
     assert_eq!(ready.status, 503, "not ready without a node");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_error_triggers_a_fresh_resolution() {
+    let dns = TestDns::start().await;
+    let first = node_at([127, 0, 0, 5], 0, "job-on-5").await;
+    let port = first.addr().port();
+    let doomed = node_at([127, 0, 0, 6], port, "job-on-6").await;
+    let spare = node_at([127, 0, 0, 7], port, "job-on-7").await;
+    let ip = |last: u8| IpAddr::from([127, 0, 0, last]);
+    // A long TTL: only a connection error can make the sidecar look again.
+    dns.set_addrs(NAME, &[ip(5), ip(6)], 300);
+    let args = vec![
+        "--discover".to_string(),
+        format!("dns://{NAME}:{port}"),
+        "--dns-server".to_string(),
+        dns.addr().to_string(),
+        "--health-check".to_string(),
+        "none".to_string(),
+    ];
+    let sidecar = Sidecar::start(&args);
+    assert_eq!(
+        becomes(&sidecar, &["job-on-5", "job-on-6"]).await,
+        ["job-on-5", "job-on-6"]
+    );
+    let queries = dns.queries();
+
+    doomed.shutdown();
+    dns.set_addrs(NAME, &[ip(5), ip(7)], 300);
+    let failed = get(&sidecar.url(&list_path("")), &[]).await;
+    assert_eq!(
+        failed.status, 502,
+        "the vanished node is reported, not hidden"
+    );
+    assert_eq!(
+        becomes(&sidecar, &["job-on-5", "job-on-7"]).await,
+        ["job-on-5", "job-on-7"],
+        "the refused connection made the sidecar resolve again before the TTL ran out"
+    );
+    assert!(dns.queries() > queries);
+    drop((first, spare));
+}

@@ -1016,15 +1016,22 @@ async fn forward_get(url: &str) -> (u16, String) {
 async fn a_lone_failing_node_is_named_on_forwarded_gets() {
     let schema = "/ges/v1.0/proj1/graphs/movies/schema";
     let dead = format!("http://{}", dead_addr());
-    let sidecar = Sidecar::start(&["--upstream", &dead, "--health-check", "none"].map(String::from));
+    let sidecar =
+        Sidecar::start(&["--upstream", &dead, "--health-check", "none"].map(String::from));
     let resp = get(&sidecar.url(schema), &[]).await;
     let text = String::from_utf8_lossy(&resp.body).to_string();
     assert_eq!(resp.status, 502, "refused: {text}");
     assert!(text.contains(&dead), "the refusing node is named: {text}");
 
     let nodes = two_nodes().await;
-    let sidecar = Sidecar::start(&["--upstream", &nodes[1].url(), "--health-check", "none"].map(String::from));
-    assert_eq!(get(&sidecar.url(schema), &[]).await.status, 200, "a pooled connection");
+    let sidecar = Sidecar::start(
+        &["--upstream", &nodes[1].url(), "--health-check", "none"].map(String::from),
+    );
+    assert_eq!(
+        get(&sidecar.url(schema), &[]).await.status,
+        200,
+        "a pooled connection"
+    );
     nodes[1].set_fault(Fault::Drop);
     for _ in 0..4 {
         let resp = get(&sidecar.url(schema), &[]).await;
