@@ -59,6 +59,10 @@ impl NodePage {
     /// more is broken. The error says what is wrong, without body content.
     pub fn parse(body: Bytes, limit: u64) -> Result<NodePage, String> {
         let text = std::str::from_utf8(&body).map_err(|_| "body is not UTF-8".to_string())?;
+        // serde reads a struct from a JSON array too; a job list is an object.
+        if !text.trim_start().starts_with('{') {
+            return Err("body is not a JSON object".to_string());
+        }
         let list: ListBody<'_> = serde_json::from_str(text)
             .map_err(|e| format!("body is not a JSON object ({})", e.classify_name()))?;
         let jobs = list.jobs.ok_or("body has no `jobs` array")?;
@@ -82,6 +86,9 @@ impl NodePage {
         let base = text.as_ptr() as usize;
         let mut entries = Vec::with_capacity(jobs.len());
         for (i, job) in jobs.iter().enumerate() {
+            if !job.get().starts_with('{') {
+                return Err(format!("job {i} is not a JSON object"));
+            }
             let fields: JobFields<'_> = serde_json::from_str(job.get())
                 .map_err(|_| format!("job {i} is not a JSON object"))?;
             let id = fields
@@ -202,6 +209,8 @@ mod tests {
                 "asked for at most 1",
             ),
             (b"{\"jobs\":[", "not a JSON object"),
+            (b"[[{\"jobId\":\"a\"}]]", "not a JSON object"),
+            (b"{\"jobs\":[[\"a\"]]}", "job 0 is not a JSON object"),
         ];
         for (body, want) in cases {
             let err = NodePage::parse(Bytes::from_static(body), 1).expect_err(want);

@@ -116,6 +116,10 @@ pub fn announced_job_ids(body: &[u8]) -> Vec<String> {
         raw.and_then(|r| serde_json::from_str::<String>(r.get()).ok())
             .filter(|s| !s.is_empty())
     };
+    // serde reads a struct from a JSON array too; a reply is an object.
+    if !body.trim_ascii_start().starts_with(b"{") {
+        return Vec::new();
+    }
     let Ok(reply) = serde_json::from_slice::<Reply<'_>>(body) else {
         return Vec::new();
     };
@@ -124,6 +128,9 @@ pub fn announced_job_ids(body: &[u8]) -> Vec<String> {
         .into_iter()
         .collect();
     for result in reply.results.unwrap_or_default() {
+        if !result.get().starts_with('{') {
+            continue;
+        }
         if let Ok(result) = serde_json::from_str::<Result<'_>>(result.get()) {
             ids.extend(id(result.job_id));
         }
@@ -158,6 +165,7 @@ mod tests {
         assert!(announced_job_ids(&fixture("job-status-memory.json")).is_empty());
         assert!(announced_job_ids(b"<html>").is_empty());
         assert!(announced_job_ids(br#"{"jobId":5}"#).is_empty());
+        assert!(announced_job_ids(br#"["abc"]"#).is_empty(), "an array is not a reply");
     }
 
     #[test]
