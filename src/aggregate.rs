@@ -47,6 +47,9 @@ use crate::metrics::metrics;
 use crate::upstream::client::{NodeClient, NodeRequest};
 use crate::upstream::Pool;
 
+/// Bodies larger than this are parsed on the blocking pool.
+const PARALLEL_PARSE_BYTES: usize = 1 << 20;
+
 /// The response header that names failed nodes on a partial answer.
 pub const FAILED_NODES_HEADER: &str = "X-GES-Failed-Nodes";
 
@@ -437,7 +440,17 @@ impl JobLists {
             .send(node, req, self.timeout, self.max_body)
             .await?;
         if resp.status == StatusCode::OK {
-            return NodePage::parse(resp.body, limit).map_err(FailureKind::BadBody);
+            // Large lists are parsed off the request task, so that the nodes'
+            // bodies are parsed in parallel as they arrive.
+            let body = resp.body;
+            let parsed = if body.len() > PARALLEL_PARSE_BYTES {
+                tokio::task::spawn_blocking(move || NodePage::parse(body, limit))
+                    .await
+                    .map_err(|e| FailureKind::BadBody(format!("the parser stopped: {e}")))?
+            } else {
+                NodePage::parse(body, limit)
+            };
+            return parsed.map_err(FailureKind::BadBody);
         }
         let error = body::ges_error(&resp.body);
         Err(match error {

@@ -42,6 +42,15 @@ struct ListBody<'a> {
     total_count: Option<&'a RawValue>,
 }
 
+/// The same body read in one pass, when it is well formed.
+#[derive(Deserialize)]
+struct ListBodyFast<'a> {
+    #[serde(borrow)]
+    jobs: Option<Vec<&'a RawValue>>,
+    #[serde(rename = "totalCount", borrow)]
+    total_count: Option<&'a RawValue>,
+}
+
 #[derive(Deserialize)]
 struct JobFields<'a> {
     #[serde(rename = "jobId", borrow)]
@@ -63,18 +72,29 @@ impl NodePage {
         if !text.trim_start().starts_with('{') {
             return Err("body is not a JSON object".to_string());
         }
-        let list: ListBody<'_> = serde_json::from_str(text)
-            .map_err(|e| format!("body is not a JSON object ({})", e.classify_name()))?;
-        let jobs = list.jobs.ok_or("body has no `jobs` array")?;
-        let jobs: Vec<&RawValue> =
-            serde_json::from_str(jobs.get()).map_err(|_| "`jobs` is not an array".to_string())?;
+        // One pass when the body is well formed; a second, lenient one only
+        // to say what is wrong with it.
+        let (jobs, total_count) = match serde_json::from_str::<ListBodyFast<'_>>(text) {
+            Ok(ListBodyFast {
+                jobs: Some(jobs),
+                total_count,
+            }) => (jobs, total_count),
+            _ => {
+                let list: ListBody<'_> = serde_json::from_str(text)
+                    .map_err(|e| format!("body is not a JSON object ({})", e.classify_name()))?;
+                let jobs = list.jobs.ok_or("body has no `jobs` array")?;
+                let jobs: Vec<&RawValue> = serde_json::from_str(jobs.get())
+                    .map_err(|_| "`jobs` is not an array".to_string())?;
+                (jobs, list.total_count)
+            }
+        };
         if jobs.len() as u64 > limit {
             return Err(format!(
                 "sent {} jobs when asked for at most {limit}",
                 jobs.len()
             ));
         }
-        let total_count = match list.total_count {
+        let total_count = match total_count {
             None => None,
             Some(raw) => Some(
                 raw.get()

@@ -165,7 +165,10 @@ mod tests {
         assert!(announced_job_ids(&fixture("job-status-memory.json")).is_empty());
         assert!(announced_job_ids(b"<html>").is_empty());
         assert!(announced_job_ids(br#"{"jobId":5}"#).is_empty());
-        assert!(announced_job_ids(br#"["abc"]"#).is_empty(), "an array is not a reply");
+        assert!(
+            announced_job_ids(br#"["abc"]"#).is_empty(),
+            "an array is not a reply"
+        );
     }
 
     #[test]
