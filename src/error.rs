@@ -58,6 +58,11 @@ pub enum SidecarError {
         limit: usize,
     },
 
+    /// A per-job call found the job on no node that answered, and some
+    /// nodes could not be asked, so "not found" cannot be said.
+    #[error("{}", describe_search(.0))]
+    JobNotLocated(Vec<NodeFailure>),
+
     /// No engine node can take a forwarded request.
     #[error("no engine node is available")]
     NoNode,
@@ -84,6 +89,16 @@ pub fn ges_error_body(code: &str, message: &str) -> Bytes {
     Bytes::from(body.to_string())
 }
 
+fn describe_search(failures: &[NodeFailure]) -> String {
+    let parts: Vec<String> = failures.iter().map(NodeFailure::to_string).collect();
+    format!(
+        "the job was not found on the nodes that answered, and {} engine node(s) could not be \
+         asked: {}",
+        failures.len(),
+        parts.join("; ")
+    )
+}
+
 fn describe_failures(failures: &[NodeFailure]) -> String {
     let parts: Vec<String> = failures.iter().map(NodeFailure::to_string).collect();
     format!(
@@ -103,7 +118,7 @@ impl SidecarError {
             Self::MethodNotAllowed { .. } => 405,
             Self::Rejected { status, .. } => *status,
             Self::BodyTooLarge { .. } => 413,
-            Self::NodesFailed(failures) => {
+            Self::NodesFailed(failures) | Self::JobNotLocated(failures) => {
                 if !failures.is_empty() && failures.iter().all(|f| f.kind.is_timeout()) {
                     504
                 } else {
@@ -125,6 +140,7 @@ impl SidecarError {
             | Self::Rejected { .. }
             | Self::BodyTooLarge { .. } => CODE_PARAMETER,
             Self::NodesFailed(_)
+            | Self::JobNotLocated(_)
             | Self::NoNode
             | Self::Overloaded { .. }
             | Self::Forward { .. }

@@ -166,7 +166,7 @@ impl Locator {
                 owner: None,
                 calls,
             }),
-            _ => Err(SidecarError::NodesFailed(failures)),
+            _ => Err(SidecarError::JobNotLocated(failures)),
         }
     }
 }

@@ -237,6 +237,10 @@ impl ProxyHttp for Sidecar {
             return Ok(true);
         }
         match ctx.route.clone() {
+            Route::BadPath => {
+                let reason = "Parameter error! the path has a `.`, `..` or empty segment".into();
+                write_error(session, ctx, &SidecarError::BadParameter(reason)).await?
+            }
             Route::JobList => self.serve_job_list(session, ctx).await?,
             Route::Job { job_id } => self.serve_job(session, ctx, &job_id).await?,
             Route::Forward => return Ok(false),
@@ -266,6 +270,11 @@ impl ProxyHttp for Sidecar {
         let node = self
             .pool
             .select(&ctx.tried)
+            .or_else(|| {
+                (!ctx.tried.is_empty())
+                    .then(|| self.pool.select(&[]))
+                    .flatten()
+            })
             .ok_or_else(|| Error::explain(ErrorType::Custom(NO_NODE), "no healthy engine node"))?;
         let mut peer = Pool::peer(&node);
         peer.options.connection_timeout = Some(self.forward_timeout);
@@ -285,7 +294,9 @@ impl ProxyHttp for Sidecar {
         mut e: Box<Error>,
     ) -> Box<Error> {
         self.pool.connection_failed();
-        let retry = is_idempotent(&session.req_header().method) && ctx.tried.len() < 2;
+        let retry = is_idempotent(&session.req_header().method)
+            && ctx.tried.len() < 2
+            && self.pool.has_other(&ctx.tried);
         e.set_retry(retry);
         if retry {
             ctx.span
@@ -303,6 +314,8 @@ impl ProxyHttp for Sidecar {
         client_reused: bool,
     ) -> Box<Error> {
         let mut e = e.more_context(format!("Peer: {peer}"));
+        // A reused (pooled) connection that broke is retried once, on
+        // another node when there is one, else on the same node.
         let retry = is_idempotent(&session.req_header().method)
             && !session.as_ref().retry_buffer_truncated()
             && ctx.tried.len() < 2;
@@ -433,13 +446,30 @@ impl ProxyHttp for Sidecar {
                 can_reuse_downstream: false,
             };
         };
-        if let Err(write) = write_error(session, ctx, &err).await {
+        // The connection is closed after this answer: say so.
+        session.as_downstream_mut().set_keepalive(None);
+        let mut headers = err.headers();
+        headers.push(("Connection".to_string(), "close".to_string()));
+        let written = write_response(session, ctx, err.status(), &headers, err.body()).await;
+        if let Err(write) = written {
             debug!(error = %write, "Could not write the error response");
         }
         FailToProxy {
             error_code: err.status(),
             can_reuse_downstream: false,
         }
+    }
+
+    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, error: &Error) -> bool {
+        // A body over the cap is the client's doing: the access log has it.
+        matches!(error.etype(), ErrorType::Custom(BODY_TOO_LARGE))
+    }
+
+    fn request_summary(&self, session: &Session, _ctx: &RequestCtx) -> String {
+        // Pingora's own error lines: method and path, never the query string
+        // (a client may put a token there).
+        let req = session.req_header();
+        format!("{} {}", req.method, req.uri.path())
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {

@@ -10,6 +10,10 @@
 /// What to do with a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Route {
+    /// A path with `.` or `..` segments (also percent-encoded) or empty
+    /// segments: refused with 400, because a node or gateway that normalises
+    /// it could turn it into the job list of one node.
+    BadPath,
     /// The cluster-wide job list (fan-out and merge).
     JobList,
     /// A call about one job: goes to the node that owns it.
@@ -27,6 +31,13 @@ impl Route {
     /// Classifies a request path (without the query string).
     pub fn classify(path: &str) -> Route {
         let segments: Vec<&str> = path.split('/').collect();
+        let inner = segments
+            .iter()
+            .skip(1)
+            .take(segments.len().saturating_sub(2));
+        if segments.iter().any(|s| is_dot_segment(s)) || inner.clone().any(|s| s.is_empty()) {
+            return Route::BadPath;
+        }
         let prefix_ok = segments.len() >= 8
             && segments[0].is_empty()
             && segments[1] == "ges"
@@ -50,11 +61,18 @@ impl Route {
     /// A short name for logs and metrics.
     pub fn name(&self) -> &'static str {
         match self {
+            Route::BadPath => "bad_path",
             Route::JobList => "job_list",
             Route::Job { .. } => "job",
             Route::Forward => "forward",
         }
     }
+}
+
+/// `.` or `..`, also written with `%2e`/`%2E`.
+fn is_dot_segment(segment: &str) -> bool {
+    let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
+    decoded == "." || decoded == ".."
 }
 
 #[cfg(test)]
@@ -74,8 +92,6 @@ mod tests {
             Route::JobList
         );
         for path in [
-            "/ges/v1.0//graphs/g1/jobs/status",
-            "/ges/v1.0/p1/graphs//jobs/status",
             "/ges/v1.0/p1/graphs/g1/jobs",
             "/ges/v1.0/p1/graphs/g1/jobs/",
             "/ges/v2/p1/graphs/g1/jobs/status",
@@ -85,6 +101,32 @@ mod tests {
         ] {
             assert_eq!(Route::classify(path), Route::Forward, "{path}");
         }
+    }
+
+    #[test]
+    fn dot_and_empty_segments_are_refused() {
+        for path in [
+            "/ges/v1.0/p1/graphs/x/../g1/jobs/status",
+            "/ges/v1.0/p1/graphs/g1/./jobs/status",
+            "/ges/v1.0/p1/graphs/g1/jobs/%2e%2E/status",
+            "//ges/v1.0/p1/graphs/g1/jobs/status",
+            "/ges/v1.0//graphs/g1/jobs/status",
+            "/ges/v1.0/p1/graphs//jobs/status",
+            "/..",
+        ] {
+            assert_eq!(Route::classify(path), Route::BadPath, "{path}");
+        }
+        // Encoded slashes stay inside their segment; a trailing slash is fine.
+        assert_eq!(
+            Route::classify("/ges/v1.0/p1/graphs/g1/jobs/a%2Fb"),
+            Route::Job {
+                job_id: "a%2Fb".to_string()
+            }
+        );
+        assert_eq!(
+            Route::classify("/ges/v1.0/p1/graphs/g1/schema/"),
+            Route::Forward
+        );
     }
 
     #[test]

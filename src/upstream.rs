@@ -89,6 +89,13 @@ impl Pool {
         self.node_at(*picked.addr.as_inet()?)
     }
 
+    /// Whether some healthy node is not one of `exclude` (without picking it).
+    pub fn has_other(&self, exclude: &[SocketAddr]) -> bool {
+        self.nodes()
+            .iter()
+            .any(|n| !exclude.contains(&n.addr) && self.is_healthy(n))
+    }
+
     /// The current node at `addr`.
     pub fn node_at(&self, addr: SocketAddr) -> Option<Node> {
         self.nodes().iter().find(|n| n.addr == addr).cloned()

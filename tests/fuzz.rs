@@ -17,6 +17,7 @@ use ges_sidecar::aggregate::query::{PageQuery, MAX_LIMIT};
 use ges_sidecar::aggregate::{FailureKind, NodeFailure};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 /// The proptest configuration: `PROPTEST_CASES` or `default` cases.
@@ -66,12 +67,8 @@ fn name_strategy() -> impl Strategy<Value = (String, Name)> {
 
 /// A value as written, and the integer it means (`None`: not a valid one).
 fn value_strategy() -> impl Strategy<Value = (String, Option<u64>)> {
-    let percent_digits = |n: u64| -> String {
-        n.to_string()
-            .bytes()
-            .map(|b| format!("%{b:02X}"))
-            .collect()
-    };
+    let percent_digits =
+        |n: u64| -> String { n.to_string().bytes().map(|b| format!("%{b:02X}")).collect() };
     prop_oneof![
         4 => (0u64..=200_000).prop_map(|n| (n.to_string(), Some(n))),
         2 => any::<u64>().prop_map(|n| (n.to_string(), Some(n))),
@@ -169,7 +166,7 @@ fn check_query_answer(result: &Result<PageQuery, ges_sidecar::error::SidecarErro
 }
 
 proptest! {
-    #![proptest_config(config(20_000))]
+    #![proptest_config(config(10_000))]
 
     #[test]
     fn the_query_parser_never_panics_on_any_string(s in any::<String>()) {
@@ -178,10 +175,18 @@ proptest! {
 
     #[test]
     fn the_query_parser_never_panics_on_query_like_strings(
-        s in "[a-z0-9%&=+.\\-]{0,48}|(limit|offset)=[0-9%A-F+\\-]{0,24}(&(limit|offset)=[0-9]{0,22})?"
+        s in concat!(
+            "[a-z0-9%&=+.\\-]{0,48}",
+            "|(limit|offset)=[0-9%A-F+\\-]{0,24}(&(limit|offset)=[0-9]{0,22})?"
+        )
     ) {
         check_query_answer(&PageQuery::parse(Some(&s)));
     }
+
+}
+
+proptest! {
+    #![proptest_config(config(5_000))]
 
     #[test]
     fn the_query_parser_agrees_with_the_readme(pieces in query_strategy()) {
@@ -304,13 +309,17 @@ fn list_model(body: &Value, limit: u64) -> Option<Vec<String>> {
 
 /// What every successfully parsed page must satisfy.
 fn check_page(page: &NodePage, limit: u64) {
-    assert!(page.jobs.len() as u64 <= limit, "no more jobs than asked for");
+    assert!(
+        page.jobs.len() as u64 <= limit,
+        "no more jobs than asked for"
+    );
     for (i, job) in page.jobs.iter().enumerate() {
         assert!(job.raw.end <= page.body.len(), "job {i} lies in the body");
         assert!(!job.id.is_empty(), "job {i} has an ID");
-        let value: Value =
+        // Grammar only: a valid number such as 1e999 does not fit a `Value`.
+        let raw: Box<RawValue> =
             serde_json::from_slice(page.job_bytes(i)).expect("job bytes are one JSON value");
-        assert!(value.is_object(), "job {i} is an object");
+        assert!(raw.get().starts_with('{'), "job {i} is an object");
     }
 }
 
@@ -326,6 +335,11 @@ proptest! {
             check_page(&page, limit);
         }
     }
+
+}
+
+proptest! {
+    #![proptest_config(config(5_000))]
 
     #[test]
     fn the_body_parser_never_panics_on_mangled_lists(
@@ -350,7 +364,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(config(10_000))]
+    #![proptest_config(config(5_000))]
 
     #[test]
     fn the_body_parser_agrees_with_the_readme_on_json_values(
@@ -371,6 +385,11 @@ proptest! {
         let ids = got.as_ref().ok().map(|p| p.jobs.iter().map(|j| j.id.to_string()).collect());
         prop_assert_eq!(ids, list_model(&list, limit), "body {}", text);
     }
+
+}
+
+proptest! {
+    #![proptest_config(config(1_500))]
 
     #[test]
     fn a_valid_list_round_trips_its_job_bytes(
@@ -397,8 +416,11 @@ proptest! {
             prop_assert_eq!(&*page.jobs[i].id, id.as_str());
             prop_assert_eq!(page.jobs[i].start_ms, *start, "job {}", i);
             if pretty {
+                // Both sides parsed alike (floats do not round-trip exactly).
                 let back: Value = serde_json::from_slice(page.job_bytes(i)).expect("JSON");
-                prop_assert_eq!(&back, value);
+                let sent = serde_json::to_string(value).expect("serializable");
+                let sent: Value = serde_json::from_str(&sent).expect("JSON");
+                prop_assert_eq!(&back, &sent);
             } else {
                 let exact = serde_json::to_string(value).expect("serializable");
                 prop_assert_eq!(page.job_bytes(i), exact.as_bytes(), "byte for byte");
@@ -466,10 +488,8 @@ fn valid_job() -> impl Strategy<Value = (Value, String, Option<u64>)> {
         prop::collection::btree_map("[a-z]{1,6}", json_value(), 0..3),
     )
         .prop_map(|(id, snake, start, extra)| {
-            let mut m: Map<String, Value> = extra
-                .into_iter()
-                .filter(|(k, _)| k != "jobs")
-                .collect();
+            let mut m: Map<String, Value> =
+                extra.into_iter().filter(|(k, _)| k != "jobs").collect();
             m.insert(if snake { "job_id" } else { "jobId" }.into(), json!(id));
             if let Some(v) = start.json() {
                 m.insert("startTime".into(), v);
@@ -512,19 +532,21 @@ fn is_leap(y: u64) -> bool {
 }
 
 /// README: "sends a body that is not a GES job list (not JSON, no `jobs`
-/// array, ...)" fails the node. A JSON array is not a GES job list.
+/// array, ...)" fails the node. A JSON array is not a GES job list, nor a
+/// job (serde derive would read a struct from a sequence).
 #[test]
-#[ignore = "bug: NodePage::parse accepts a top-level JSON array such as \
-            `[[{\"jobId\":\"a\"}],null]` as a job list (serde reads the struct from a sequence)"]
-fn a_top_level_array_is_not_a_job_list() {
-    for body in [
+fn json_arrays_are_not_job_lists_or_jobs() {
+    let accepted: Vec<&str> = [
         r#"[[{"jobId":"a"}],null]"#,
         r#"[[{"jobId":"a"}],1]"#,
         r#"[[],null]"#,
-    ] {
-        let got = NodePage::parse(Bytes::from_static(body.as_bytes()), 10);
-        assert!(got.is_err(), "{body} must be refused, got {got:?}");
-    }
+        r#"{"jobs":[["a",null,null]]}"#,
+        r#"{"jobs":[["a","b",1716000000]],"result":"success"}"#,
+    ]
+    .into_iter()
+    .filter(|body| NodePage::parse(Bytes::from_static(body.as_bytes()), 10).is_ok())
+    .collect();
+    assert!(accepted.is_empty(), "accepted as job lists: {accepted:?}");
 }
 
 // --- The merge and render ---------------------------------------------------
@@ -616,7 +638,8 @@ fn node_pages(node: &GenNode) -> Vec<NodePage> {
             let jobs: Vec<Value> = jobs
                 .iter()
                 .map(|job| {
-                    let mut v = json!({"jobId": job.id, "tag": format!("{}/{position}", node.index)});
+                    let mut v =
+                        json!({"jobId": job.id, "tag": format!("{}/{position}", node.index)});
                     if let Some(start) = job.start.json() {
                         v["startTime"] = start;
                     }
@@ -631,7 +654,7 @@ fn node_pages(node: &GenNode) -> Vec<NodePage> {
 }
 
 proptest! {
-    #![proptest_config(config(5_000))]
+    #![proptest_config(config(3_000))]
 
     #[test]
     fn merge_follows_the_cluster_order((nodes, offset, limit, failed) in cluster_strategy()) {
