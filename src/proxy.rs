@@ -573,7 +573,13 @@ async fn write_answer(session: &mut Session, ctx: &RequestCtx, answer: &Answer) 
 
 /// Writes a sidecar error: status, headers and GES body from `error.rs`.
 async fn write_error(session: &mut Session, ctx: &RequestCtx, err: &SidecarError) -> Result<()> {
-    write_response(session, ctx, err.status(), &err.headers(), err.body()).await
+    let mut headers = err.headers();
+    if let SidecarError::BodyTooLarge { .. } = err {
+        // The rest of the body is still on the connection: close it.
+        session.as_downstream_mut().set_keepalive(None);
+        headers.push(("Connection".to_string(), "close".to_string()));
+    }
+    write_response(session, ctx, err.status(), &headers, err.body()).await
 }
 
 async fn write_response(
