@@ -20,15 +20,6 @@ fn signal(sidecar: &Sidecar, name: &str) {
     assert!(status.success());
 }
 
-/// The value of the first sample line starting with `series`.
-fn sample(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(series))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probes_and_metrics_follow_what_happens() {
     let nodes = start_nodes(2, Dialect::Persistence).await;

@@ -198,15 +198,9 @@ const FULL: [&str; 5] = ["a0", "b0", "a1", "b1", "a2"];
 /// Node 0's jobs alone: the partial answer when node 1 fails.
 const NODE0: [&str; 3] = ["a0", "a1", "a2"];
 
-/// The sidecar's resident memory in KiB, from `/proc/{pid}/status`.
-fn rss_kib(sidecar: &Sidecar) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", sidecar.pid()))
-        .expect("the sidecar process must still exist");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS is in /proc/PID/status")
+/// The sidecar's resident memory in KiB.
+fn sidecar_rss(sidecar: &Sidecar) -> u64 {
+    rss_kib(sidecar.pid())
 }
 
 /// `ges_sidecar_node_failures_total{kind,node}`, 0 when absent.
@@ -235,7 +229,7 @@ async fn assert_alive(sidecar: &Sidecar, label: &str) {
 /// Asserts that the sidecar's memory grew by less than [`RSS_BOUND_KIB`].
 async fn assert_bounded(sidecar: &Sidecar, before: u64, label: &str) {
     assert_alive(sidecar, label).await;
-    let after = rss_kib(sidecar);
+    let after = sidecar_rss(sidecar);
     println!("{label}: VmRSS {before} KiB -> {after} KiB");
     assert!(
         after < before + RSS_BOUND_KIB,
@@ -352,7 +346,7 @@ async fn run_matrix(name: &str, cases: Vec<(&str, Fault, Want)>) {
     let nodes = two_nodes().await;
     let pair = Pair::start(&[nodes[0].url(), nodes[1].url()], &[]);
     expect_recovered(&pair, &FULL, "warm-up").await;
-    let rss_before = pair.both().map(rss_kib);
+    let rss_before = pair.both().map(sidecar_rss);
 
     for (label, fault, want) in &cases {
         nodes[1].set_fault(fault.clone());
@@ -378,7 +372,7 @@ async fn a_node_refusing_connections() {
         reason: "cannot connect",
         kind: "refused",
     };
-    let rss_before = pair.both().map(rss_kib);
+    let rss_before = pair.both().map(sidecar_rss);
     expect_fault(&pair, &nodes[0].url(), &NODE0, &dead_url, &want, "refused").await;
     hammer(&pair, 502, "refused").await;
     for (sidecar, before) in pair.both().into_iter().zip(rss_before) {
@@ -408,7 +402,7 @@ async fn a_node_that_accepts_and_never_answers() {
         reason: "no complete answer within 500ms",
         kind: "timeout",
     };
-    let rss_before = pair.both().map(rss_kib);
+    let rss_before = pair.both().map(sidecar_rss);
     let started = Instant::now();
     expect_fault(&pair, &nodes[0].url(), &NODE0, &raw.url(), &want, "hang").await;
     assert!(
@@ -625,7 +619,7 @@ async fn a_body_over_the_cap_is_not_read_past_it() {
         &[nodes[0].url(), nodes[1].url()],
         &["--max-node-body-bytes", CAP],
     );
-    let rss_before = pair.both().map(rss_kib);
+    let rss_before = pair.both().map(sidecar_rss);
     nodes[1].set_jobs(jobs::generate(Dialect::Persistence, 2000, 3, "movies"));
     expect_fault(
         &pair,
@@ -664,7 +658,7 @@ async fn a_body_over_the_cap_is_not_read_past_it() {
             "{label}: two requests answered at the cap, not after reading on: {:?}",
             started.elapsed()
         );
-        let rss = pair.both().map(rss_kib);
+        let rss = pair.both().map(sidecar_rss);
         hammer(&pair, 502, &label).await;
         for (sidecar, before) in pair.both().into_iter().zip(rss) {
             assert_bounded(sidecar, before, &label).await;
@@ -691,7 +685,7 @@ async fn a_flapping_node_while_requests_flow() {
     let nodes = Arc::new(two_nodes().await);
     let pair = Pair::start(&[nodes[0].url(), nodes[1].url()], &[]);
     expect_recovered(&pair, &FULL, "warm-up").await;
-    let rss_before = pair.both().map(rss_kib);
+    let rss_before = pair.both().map(sidecar_rss);
 
     let stop = Arc::new(AtomicBool::new(false));
     let flapper = {
@@ -912,7 +906,7 @@ async fn forwarded_and_per_job_requests_to_a_failing_node() {
     ];
     let sidecar = Sidecar::start(&args.map(String::from));
     let job = "/ges/v1.0/proj1/graphs/movies/jobs/b0/status";
-    let rss_before = rss_kib(&sidecar);
+    let rss_before = sidecar_rss(&sidecar);
     let cases = [
         (
             Fault::Delay(Duration::from_secs(1)),

@@ -7,14 +7,6 @@ mod support;
 use ges_sidecar::engine::{jobs, Dialect};
 use support::*;
 
-fn sample(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(series))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
 async fn fetched(sidecar: &Sidecar) -> f64 {
     let text = get(&sidecar.admin_url("/metrics"), &[]).await;
     let text = String::from_utf8(text.body.to_vec()).expect("metrics text");

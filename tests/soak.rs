@@ -161,17 +161,6 @@ impl Rng {
     }
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .expect("the sidecar is running and has a VmRSS")
-}
-
 /// The base jobs: IDs `base-{node}-{i}`, epoch-second start times all
 /// distinct, so their cluster order is fixed whatever the positions.
 fn base_jobs(node: usize) -> Vec<StoredJob> {

@@ -256,6 +256,28 @@ pub fn dead_addr() -> SocketAddr {
     listener.local_addr().expect("addr")
 }
 
+/// The value of the first Prometheus sample line starting with `series`, 0
+/// when absent.
+pub fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The resident memory of process `pid` in KiB, from `/proc/{pid}/status`.
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .expect("the process is running and has a VmRSS")
+}
+
 /// The job-list path for the stand-in's default graph.
 pub fn list_path(query: &str) -> String {
     format!("/ges/v1.0/proj1/graphs/movies/jobs/status{query}")
