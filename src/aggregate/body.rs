@@ -25,13 +25,21 @@ pub struct NodePage {
 pub struct JobEntry {
     /// Where the job's JSON object sits in the page body.
     pub raw: Range<usize>,
-    /// The job ID (`jobId`, or `job_id`).
-    pub id: Box<str>,
+    /// The job ID (`jobId`, or `job_id`): see [`NodePage::id`].
+    id: JobId,
     /// Start time in epoch milliseconds, if it has one.
     pub start_ms: Option<u64>,
     /// Whether the job has a `startTime` key at all (memory dialect), even
     /// an empty one.
     pub timed: bool,
+}
+
+/// Where a job ID is: most IDs have no escapes and are read in place from
+/// the body; the others are unescaped once.
+#[derive(Debug)]
+enum JobId {
+    InBody(Range<usize>),
+    Unescaped(Box<str>),
 }
 
 #[derive(Deserialize)]
@@ -114,13 +122,12 @@ impl NodePage {
             let id = fields
                 .job_id
                 .or(fields.job_id_snake)
-                .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
-                .filter(|id| !id.is_empty())
+                .and_then(|raw| job_id(raw, base))
                 .ok_or_else(|| format!("job {i} has no string `jobId`"))?;
             let start = job.get().as_ptr() as usize - base;
             entries.push(JobEntry {
                 raw: start..start + job.get().len(),
-                id: id.into_boxed_str(),
+                id,
                 start_ms: fields.start_time.and_then(start_time_ms),
                 timed: fields.start_time.is_some(),
             });
@@ -132,10 +139,35 @@ impl NodePage {
         })
     }
 
+    /// The ID of job `i`.
+    pub fn id(&self, i: usize) -> &str {
+        match &self.jobs[i].id {
+            // The range was checked to be a whole JSON string without
+            // escapes, so it is UTF-8.
+            JobId::InBody(range) => std::str::from_utf8(&self.body[range.clone()]).unwrap_or(""),
+            JobId::Unescaped(id) => id,
+        }
+    }
+
     /// The exact bytes of job `i`.
     pub fn job_bytes(&self, i: usize) -> &[u8] {
         &self.body[self.jobs[i].raw.clone()]
     }
+}
+
+/// A non-empty string ID: in place when it has no escapes.
+fn job_id(raw: &RawValue, base: usize) -> Option<JobId> {
+    let text = raw.get();
+    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+    if inner.is_empty() {
+        return None;
+    }
+    if !inner.contains('\\') {
+        let start = inner.as_ptr() as usize - base;
+        return Some(JobId::InBody(start..start + inner.len()));
+    }
+    let id: String = serde_json::from_str(text).ok()?;
+    (!id.is_empty()).then(|| JobId::Unescaped(id.into_boxed_str()))
 }
 
 /// `errorCode` and `errorMessage` of an error body, if it is a GES error.
@@ -191,7 +223,7 @@ mod tests {
                 let ours: serde_json::Value =
                     serde_json::from_slice(page.job_bytes(i)).expect("job bytes are JSON");
                 assert_eq!(&ours, job, "{name} job {i}");
-                assert_eq!(&*page.jobs[i].id, job["jobId"].as_str().expect("id"));
+                assert_eq!(page.id(i), job["jobId"].as_str().expect("id"));
             }
         }
     }
@@ -210,7 +242,7 @@ mod tests {
     fn snake_case_id_is_accepted() {
         let body = Bytes::from_static(br#"{"jobs":[{"job_id":"a\u0062c","status":"x"}]}"#);
         let page = NodePage::parse(body, 10).expect("parses");
-        assert_eq!(&*page.jobs[0].id, "abc");
+        assert_eq!(page.id(0), "abc");
         assert_eq!(page.job_bytes(0), br#"{"job_id":"a\u0062c","status":"x"}"#);
     }
 

@@ -82,14 +82,14 @@ fn merge_window<'a>(parts: &[Part<'a>], from: u64, to: u64, total: Option<u64>) 
     let mut rank = 0u64;
     let mut jobs = Vec::with_capacity(usize::try_from(to - from).unwrap_or(0).min(count));
     for (key, page, i) in entries {
-        if !seen.insert(&page.jobs[i].id) {
+        if !seen.insert(page.id(i)) {
             continue;
         }
         if rank >= from && rank < to {
             let node = key.node;
             jobs.push(Picked {
                 node,
-                id: &page.jobs[i].id,
+                id: page.id(i),
                 bytes: page.job_bytes(i),
             });
         }
