@@ -5,7 +5,7 @@ CARGO ?= cargo
 # Where `pip install --user cmake` puts cmake, when apt-get is not available.
 export PATH := $(HOME)/.local/bin:$(PATH)
 
-.PHONY: demo test lint ci tools
+.PHONY: demo test lint ci bench tools
 
 ## Run the sidecar in front of an in-process demo cluster.
 demo: tools
@@ -19,6 +19,10 @@ test: tools
 lint: tools
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
+
+## The end-to-end benchmark (release build, nginx and wrk from Debian).
+bench: tools
+	./scripts/bench.sh
 
 ## What CI runs.
 ci: test lint
