@@ -30,6 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use dashmap::DashMap;
 use futures::future::join_all;
 use http::{Method, StatusCode};
 use tracing::{debug, debug_span, Instrument};
@@ -47,6 +48,9 @@ use crate::metrics::metrics;
 use crate::upstream::client::{NodeClient, NodeRequest};
 use crate::upstream::Pool;
 
+/// Node sizes remembered for fast paging, at most (then forgotten at once).
+const MAX_REMEMBERED_SIZES: usize = 10_000;
+
 /// Bodies larger than this are parsed on the blocking pool.
 const PARALLEL_PARSE_BYTES: usize = 1 << 20;
 
@@ -63,6 +67,9 @@ pub struct JobLists {
     allow_partial: bool,
     plan: FetchPlan,
     fast_paging: bool,
+    /// The size each node's list had at the last fast-paging request, per
+    /// node and path: the next request confirms it with two probes.
+    sizes: DashMap<(std::net::SocketAddr, String), u64>,
     sharing: share::Sharing,
 }
 
@@ -106,6 +113,7 @@ impl JobLists {
             allow_partial: config.allow_partial,
             plan: FetchPlan::new(config.max_node_jobs as u64),
             fast_paging: config.fast_paging,
+            sizes: DashMap::new(),
             sharing: share::Sharing::new(config.cache_freshness, config.cache_max_bytes),
         }
     }
@@ -403,7 +411,9 @@ impl JobLists {
             timed: false,
         };
         let mut calls = 0;
-        while let Some(offset) = search.probe() {
+        let key = (node.addr, path.to_string());
+        let guess = self.sizes.get(&key).map(|size| *size);
+        while let Some(offset) = search.probe_near(guess) {
             calls += 1;
             let page = match self.fetch_page(node, path, offset, 1, headers).await {
                 Ok(page) => page,
@@ -417,6 +427,10 @@ impl JobLists {
             search.found(offset, !page.jobs.is_empty());
         }
         probe.size = search.size().unwrap_or_default();
+        if self.sizes.len() >= MAX_REMEMBERED_SIZES {
+            self.sizes.clear();
+        }
+        self.sizes.insert(key, probe.size);
         (Ok(probe), calls)
     }
 

@@ -67,6 +67,35 @@ async fn a_deep_page_costs_about_the_page() {
             "{cost} jobs fetched for a {limit}-job page at {offset} (bound {bound})"
         );
     }
+
+    // Sizes are remembered: the next deep page confirms them with two probes
+    // per node, one of which returns a job.
+    let before = fetched(&sidecar).await;
+    let resp = get(&sidecar.url(&list_path("?offset=300000&limit=100")), &[]).await;
+    assert_eq!(resp.status, 200);
+    let cost = fetched(&sidecar).await - before;
+    assert!(
+        cost <= (100 + nodes.len()) as f64,
+        "{cost} jobs fetched with known sizes"
+    );
+
+    // A node whose list changed is probed again, and the page is still exact.
+    lists[3].truncate(50_000);
+    nodes[3].set_jobs(lists[3].clone());
+    let mut order: Vec<(usize, usize)> = Vec::new();
+    for (n, list) in lists.iter().enumerate() {
+        order.extend((0..list.len()).map(|p| (p, n)));
+    }
+    order.sort();
+    let resp = get(&sidecar.url(&list_path("?offset=249950&limit=100")), &[]).await;
+    assert_eq!(resp.json()["totalCount"], order.len());
+    let want: Vec<String> = order
+        .iter()
+        .skip(249_950)
+        .take(100)
+        .map(|(p, n)| lists[*n][*p].id.clone())
+        .collect();
+    assert_eq!(resp.job_ids(), want, "exact after a node's list shrank");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -130,7 +130,22 @@ impl SizeSearch {
         SizeSearch { lo: 0, hi: max }
     }
 
-    /// The offset to probe next, or `None` when the size is known.
+    /// The offset to probe next, or `None` when the size is known. With a
+    /// `guess` (the size seen last time), `guess` and `guess - 1` are probed
+    /// first: two probes confirm an unchanged size.
+    pub fn probe_near(&self, guess: Option<u64>) -> Option<u64> {
+        if self.lo >= self.hi {
+            return None;
+        }
+        match guess {
+            Some(g) if g >= self.lo && g < self.hi => Some(g),
+            Some(g) if g > 0 && g - 1 >= self.lo && g - 1 < self.hi && self.hi == g => Some(g - 1),
+            _ => self.probe(),
+        }
+    }
+
+    /// The offset to probe next by bisection, or `None` when the size is
+    /// known.
     pub fn probe(&self) -> Option<u64> {
         (self.lo < self.hi).then(|| self.lo + (self.hi - self.lo) / 2)
     }
@@ -225,6 +240,29 @@ mod tests {
             assert_eq!(search.size(), Some(size));
             assert!(probes <= 23, "{probes} probes for {size}");
             assert!(hits <= 23, "{hits} jobs fetched for {size}");
+        }
+    }
+
+    #[test]
+    fn a_right_guess_costs_two_probes_and_a_wrong_one_still_finds_the_size() {
+        for (size, guess) in [
+            (100_000u64, 100_000u64),
+            (0, 0),
+            (1, 1),
+            (7, 100_000),
+            (300_001, 5),
+        ] {
+            let mut search = SizeSearch::new(5_000_000);
+            let mut probes = 0;
+            while let Some(offset) = search.probe_near(Some(guess)) {
+                probes += 1;
+                search.found(offset, offset < size);
+            }
+            assert_eq!(search.size(), Some(size), "size {size} guess {guess}");
+            if size == guess {
+                assert!(probes <= 2, "{probes} probes to confirm {size}");
+            }
+            assert!(probes <= 25, "{probes} probes for {size} from {guess}");
         }
     }
 
