@@ -139,7 +139,7 @@ impl SizeSearch {
         }
         match guess {
             Some(g) if g >= self.lo && g < self.hi => Some(g),
-            Some(g) if g > 0 && g - 1 >= self.lo && g - 1 < self.hi && self.hi == g => Some(g - 1),
+            Some(g) if g > self.lo && self.hi == g => Some(g - 1),
             _ => self.probe(),
         }
     }
