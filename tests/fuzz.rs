@@ -20,6 +20,10 @@ use proptest::test_runner::Config;
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
+#[path = "support/start.rs"]
+mod start;
+use start::Start;
+
 /// The proptest configuration: `PROPTEST_CASES` or `default` cases.
 fn config(default: u32) -> Config {
     let cases = std::env::var("PROPTEST_CASES")
@@ -429,44 +433,6 @@ proptest! {
     }
 }
 
-/// The README's start-time rules, written independently.
-#[derive(Clone, Debug)]
-enum Start {
-    Missing,
-    Empty,
-    Garbage,
-    /// `yyyy-MM-dd HH:mm:ss` for these seconds since the epoch.
-    DateTime(u64),
-    /// A JSON number of seconds.
-    Seconds(u64),
-    /// A JSON number of milliseconds (above 10^11).
-    Millis(u64),
-    /// A string of digits, seconds.
-    SecondsText(u64),
-}
-
-impl Start {
-    fn millis(&self) -> Option<u64> {
-        match self {
-            Start::Missing | Start::Empty | Start::Garbage => None,
-            Start::DateTime(s) | Start::Seconds(s) | Start::SecondsText(s) => Some(s * 1000),
-            Start::Millis(ms) => Some(*ms),
-        }
-    }
-
-    fn json(&self) -> Option<Value> {
-        Some(match self {
-            Start::Missing => return None,
-            Start::Empty => json!(""),
-            Start::Garbage => json!("yesterday"),
-            Start::DateTime(s) => json!(format_datetime(*s)),
-            Start::Seconds(s) => json!(s),
-            Start::Millis(ms) => json!(ms),
-            Start::SecondsText(s) => json!(s.to_string()),
-        })
-    }
-}
-
 fn start_strategy(window: std::ops::Range<u64>) -> impl Strategy<Value = Start> {
     prop_oneof![
         1 => Just(Start::Missing),
@@ -496,39 +462,6 @@ fn valid_job() -> impl Strategy<Value = (Value, String, Option<u64>)> {
             }
             (Value::Object(m), id, start.millis())
         })
-}
-
-/// Seconds since the epoch as `yyyy-MM-dd HH:mm:ss` (UTC).
-fn format_datetime(secs: u64) -> String {
-    let (mut days, rem) = (secs / 86_400, secs % 86_400);
-    let mut year = 1970;
-    loop {
-        let len = if is_leap(year) { 366 } else { 365 };
-        if days < len {
-            break;
-        }
-        days -= len;
-        year += 1;
-    }
-    let feb = if is_leap(year) { 29 } else { 28 };
-    let months = [31, feb, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    let mut month = 0;
-    while days >= months[month] {
-        days -= months[month];
-        month += 1;
-    }
-    format!(
-        "{year:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        month + 1,
-        days + 1,
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-fn is_leap(y: u64) -> bool {
-    y.is_multiple_of(4) && (!y.is_multiple_of(100) || y.is_multiple_of(400))
 }
 
 /// README: "sends a body that is not a GES job list (not JSON, no `jobs`

@@ -11,29 +11,11 @@ use bytes::Bytes;
 use ges_sidecar::engine::{Dialect, EngineNode, StoredJob};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as PropConfig, TestRunner};
-use serde_json::{json, Value};
+use serde_json::json;
+use support::start::Start;
 use support::*;
 
 const MAX_NODES: usize = 6;
-
-/// How a generated job carries its start time.
-#[derive(Clone, Debug)]
-enum Start {
-    /// No `startTime` key.
-    Missing,
-    /// `"startTime": ""`.
-    Empty,
-    /// Something unparsable.
-    Garbage,
-    /// `yyyy-MM-dd HH:mm:ss` for this many seconds since the epoch.
-    DateTime(u64),
-    /// An epoch number in seconds.
-    Seconds(u64),
-    /// An epoch number in milliseconds.
-    Millis(u64),
-    /// A string of digits, in seconds.
-    SecondsText(u64),
-}
 
 #[derive(Clone, Debug)]
 struct GenJob {
@@ -48,76 +30,6 @@ struct Case {
     unique: bool,
     nodes: Vec<Vec<GenJob>>,
     pages: Vec<(u64, u64)>,
-}
-
-impl Start {
-    /// The start time the job *means*, in milliseconds: the reference.
-    fn millis(&self) -> Option<u64> {
-        match self {
-            Start::Missing | Start::Empty | Start::Garbage => None,
-            Start::DateTime(s) | Start::Seconds(s) | Start::SecondsText(s) => Some(s * 1000),
-            Start::Millis(ms) => Some(*ms),
-        }
-    }
-
-    fn json(&self) -> Option<Value> {
-        Some(match self {
-            Start::Missing => return None,
-            Start::Empty => json!(""),
-            Start::Garbage => json!("yesterday"),
-            Start::DateTime(s) => json!(format_datetime(*s)),
-            Start::Seconds(s) => json!(s),
-            Start::Millis(ms) => json!(ms),
-            Start::SecondsText(s) => json!(s.to_string()),
-        })
-    }
-}
-
-/// Seconds since the epoch as `yyyy-MM-dd HH:mm:ss` (UTC), written here
-/// independently of the sidecar's parser.
-fn format_datetime(secs: u64) -> String {
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (mut year, mut day) = (1970u64, days);
-    loop {
-        let len = if is_leap(year) { 366 } else { 365 };
-        if day < len {
-            break;
-        }
-        day -= len;
-        year += 1;
-    }
-    let months = [
-        31,
-        if is_leap(year) { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
-    let mut month = 0;
-    while day >= months[month] {
-        day -= months[month];
-        month += 1;
-    }
-    format!(
-        "{year:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        month + 1,
-        day + 1,
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-fn is_leap(y: u64) -> bool {
-    y.is_multiple_of(4) && (!y.is_multiple_of(100) || y.is_multiple_of(400))
 }
 
 fn start_strategy() -> impl Strategy<Value = Start> {

@@ -134,6 +134,15 @@ mod tests {
         NodePage::parse(Bytes::from(json.to_string()), 100_000).expect("valid page")
     }
 
+    /// A node's whole list as one part.
+    fn whole(node: u32, pages: &[NodePage]) -> Part<'_> {
+        Part {
+            node,
+            pages,
+            first_position: 0,
+        }
+    }
+
     fn ids(merged: &MergedPage<'_>) -> Vec<String> {
         merged
             .jobs
@@ -151,18 +160,7 @@ mod tests {
             r#"{"jobs":[{"jobId":"a0"},{"jobId":"a1"},{"jobId":"x"}]}"#,
         )];
         let b = [page(r#"{"jobs":[{"jobId":"x"},{"jobId":"b1"}]}"#)];
-        let parts = [
-            Part {
-                node: 0,
-                pages: &a,
-                first_position: 0,
-            },
-            Part {
-                node: 1,
-                pages: &b,
-                first_position: 0,
-            },
-        ];
+        let parts = [whole(0, &a), whole(1, &b)];
         let merged = merge(
             &parts,
             PageQuery {
@@ -192,18 +190,7 @@ mod tests {
         let b = [page(
             r#"{"jobs":[{"jobId":"mid","startTime":1709251200},{"jobId":"p","startTime":""}]}"#,
         )];
-        let parts = [
-            Part {
-                node: 0,
-                pages: &a,
-                first_position: 0,
-            },
-            Part {
-                node: 1,
-                pages: &b,
-                first_position: 0,
-            },
-        ];
+        let parts = [whole(0, &a), whole(1, &b)];
         let merged = merge(
             &parts,
             PageQuery {
@@ -221,18 +208,7 @@ mod tests {
             page(r#"{"jobs":[{"jobId":"a1"}]}"#),
         ];
         let b = [page(r#"{"jobs":[{"jobId":"b0"},{"jobId":"b1"}]}"#)];
-        let parts = [
-            Part {
-                node: 0,
-                pages: &a,
-                first_position: 0,
-            },
-            Part {
-                node: 1,
-                pages: &b,
-                first_position: 0,
-            },
-        ];
+        let parts = [whole(0, &a), whole(1, &b)];
         let merged = merge(
             &parts,
             PageQuery {
@@ -247,11 +223,7 @@ mod tests {
     fn render_marks_partial_answers() {
         let a = [page(r#"{"jobs":[{"jobId":"a0","x":[1, 2]}]}"#)];
         let merged = merge(
-            &[Part {
-                node: 0,
-                pages: &a,
-                first_position: 0,
-            }],
+            &[whole(0, &a)],
             PageQuery {
                 offset: 0,
                 limit: 10,

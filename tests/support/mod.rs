@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod dns;
+pub mod start;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
