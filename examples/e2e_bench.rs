@@ -170,7 +170,15 @@ async fn run(b: &mut Bench, args: &Args) -> Result<(), String> {
     if wants(2) || wants(4) {
         let nodes = b.start_nodes(NODES, Dialect::Persistence, 20_000).await?;
         if wants(2) {
-            scenarios::small_pages(b, &nodes, &with_fast_paging(", default plan")).await?;
+            let mut variants = with_fast_paging(", default plan");
+            if features.cache_freshness {
+                // Every page of the list comes from one cached whole list.
+                variants.push((
+                    ", default plan, --cache-freshness 1s",
+                    vec!["--cache-freshness", "1s"],
+                ));
+            }
+            scenarios::small_pages(b, &nodes, &variants).await?;
         }
         if wants(4) {
             let mut variants = vec![(", no micro-cache", Vec::new(), None)];

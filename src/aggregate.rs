@@ -20,10 +20,12 @@
 //!   header.
 
 pub mod body;
+pub mod list;
 pub mod merge;
 pub mod order;
 pub mod plan;
 pub mod query;
+pub mod render;
 pub mod share;
 
 use std::sync::Arc;
@@ -36,8 +38,10 @@ use http::{Method, StatusCode};
 use tracing::{debug, debug_span, Instrument};
 
 pub use body::NodePage;
+pub use list::ClusterList;
 pub use plan::FetchPlan;
 pub use query::PageQuery;
+pub use render::Body;
 
 pub use crate::headers::CallHeaders;
 pub use crate::upstream::client::{FailureKind, NodeFailure};
@@ -47,12 +51,17 @@ use crate::error::SidecarError;
 use crate::metrics::metrics;
 use crate::upstream::client::{NodeClient, NodeRequest};
 use crate::upstream::Pool;
+use list::{Arrived, NodePart};
+use share::{Cache, Flights, Source};
 
 /// Node sizes remembered for fast paging, at most (then forgotten at once).
 const MAX_REMEMBERED_SIZES: usize = 10_000;
 
 /// Bodies larger than this are parsed on the blocking pool.
 const PARALLEL_PARSE_BYTES: usize = 1 << 20;
+
+/// Lists with more jobs than this are put in order on the blocking pool.
+const PARALLEL_ORDER_JOBS: u64 = 50_000;
 
 /// The response header that names failed nodes on a partial answer.
 pub const FAILED_NODES_HEADER: &str = "X-GES-Failed-Nodes";
@@ -70,7 +79,29 @@ pub struct JobLists {
     /// The size each node's list had at the last fast-paging request, per
     /// node and path: the next request confirms it with two probes.
     sizes: DashMap<(std::net::SocketAddr, String), u64>,
+    /// Page fan-outs in flight and cached (the fast-paging plan).
     sharing: share::Sharing,
+    /// Whole-list fan-outs in flight (any page of one list shares them).
+    lists: Flights<ListOutcome>,
+    /// Complete whole lists, with `--cache-freshness`.
+    list_cache: Option<Cache<Arc<ClusterList>>>,
+}
+
+/// What a whole-list fan-out produced, as every sharer sees it.
+type ListOutcome = (Result<Whole, SidecarError>, FanoutStats);
+
+/// Every node's whole list, or the nodes' common rejection.
+#[derive(Clone, Debug)]
+enum Whole {
+    List(Arc<ClusterList>),
+    Relayed(Answer),
+}
+
+/// The nodes that answered and those that failed, when the failure policy
+/// lets the request go on.
+enum Gathered {
+    Parts(Vec<Arrived>, Vec<NodeFailure>),
+    Relayed(Answer),
 }
 
 /// What one job-list request cost, for logs and metrics.
@@ -96,7 +127,7 @@ pub struct Answer {
     /// Headers besides `Content-Length` (`Content-Type` defaults to JSON).
     pub headers: Vec<(String, String)>,
     /// JSON body.
-    pub body: Bytes,
+    pub body: Body,
 }
 
 // === impl JobLists ===
@@ -115,21 +146,33 @@ impl JobLists {
             fast_paging: config.fast_paging,
             sizes: DashMap::new(),
             sharing: share::Sharing::new(config.cache_freshness, config.cache_max_bytes),
+            lists: Flights::new(),
+            list_cache: Cache::new(config.cache_freshness, config.cache_max_bytes),
         }
     }
 
-    /// Answers like [`JobLists::serve`], sharing the fan-out with identical
-    /// concurrent requests and the micro-cache (see [`share`]).
+    /// Answers `GET {path}?{query}` (`path` as received downstream),
+    /// sharing fan-outs with concurrent requests and the micro-cache (see
+    /// [`share`]).
+    ///
+    /// The default plan fetches whole lists, so every page of one list
+    /// shares one fan-out (and one cached list). The fast-paging plan
+    /// fetches per page, so identical pages share.
     pub async fn serve_shared(
         &self,
         path: &str,
         query: PageQuery,
         headers: &CallHeaders,
-    ) -> (Result<Answer, SidecarError>, FanoutStats, share::Source) {
+    ) -> (Result<Answer, SidecarError>, FanoutStats, Source) {
+        if !self.fast_paging {
+            return self.serve_whole(path, query, headers).await;
+        }
         let key = share::Key::new(path, query, headers);
         let fanout = async {
             let mut stats = FanoutStats::default();
-            let result = self.serve(path, query, headers, &mut stats).await;
+            let result = self
+                .serve_fast_or_whole(path, query, headers, &mut stats)
+                .await;
             (result, stats)
         };
         let ((result, stats), source) = self.sharing.run(key, fanout).await;
@@ -141,8 +184,8 @@ impl JobLists {
         JobLists { plan, ..self }
     }
 
-    /// Answers `GET {path}?{query}`; `path` is the downstream path as received.
-    pub async fn serve(
+    /// The fast-paging plan, or the whole lists when it does not apply.
+    async fn serve_fast_or_whole(
         &self,
         path: &str,
         query: PageQuery,
@@ -153,16 +196,96 @@ impl JobLists {
         if nodes.is_empty() {
             return Err(SidecarError::NoNode);
         }
-        if self.fast_paging {
-            if let Some(result) = self.serve_fast(&nodes, path, query, headers, stats).await {
-                return result;
+        if let Some(result) = self.serve_fast(&nodes, path, query, headers, stats).await {
+            return result;
+        }
+        // A job with a start time was seen: the exact whole-list plan.
+        let (result, whole, _) = self.serve_whole(path, query, headers).await;
+        stats.calls += whole.calls;
+        stats.jobs_fetched += whole.jobs_fetched;
+        stats.jobs_returned = whole.jobs_returned;
+        stats.failures.extend(whole.failures);
+        stats.partial = whole.partial;
+        result
+    }
+
+    /// The page `query` of the whole list at `path`: from the cached list,
+    /// from a fan-out in flight for the same list, or from a new one.
+    async fn serve_whole(
+        &self,
+        path: &str,
+        query: PageQuery,
+        headers: &CallHeaders,
+    ) -> (Result<Answer, SidecarError>, FanoutStats, Source) {
+        let key = share::Key::list(path, headers);
+        let cached = self.list_cache.as_ref().and_then(|c| c.get(&key));
+        let (whole, mut stats, source) = match cached {
+            Some(list) => (Ok(Whole::List(list)), FanoutStats::default(), Source::Cache),
+            None => {
+                let ((whole, stats), led) =
+                    self.lists.run(key, self.fetch_whole(path, headers)).await;
+                if !led {
+                    (whole, FanoutStats::default(), Source::Shared)
+                } else {
+                    if let (Some(cache), Ok(Whole::List(list))) = (&self.list_cache, &whole) {
+                        if list.complete() {
+                            cache.put(key, list.clone(), list.bytes());
+                        }
+                    }
+                    (whole, stats, Source::Fanout)
+                }
             }
-            // A job with a start time was seen: the exact full plan below.
+        };
+        let result = match whole {
+            Err(err) => Err(err),
+            Ok(Whole::Relayed(answer)) => Ok(answer),
+            Ok(Whole::List(list)) => {
+                let page = list.page(query);
+                stats.partial = !list.complete();
+                let body = |page: &merge::MergedPage<'_>, failures: &[NodeFailure]| {
+                    let body = render::PageBody::new(list.clone(), query, page, failures);
+                    if body_is_small(&body) {
+                        Body::Full(render::render(page, failures))
+                    } else {
+                        Body::Page(Arc::new(body))
+                    }
+                };
+                let addr_of = |node| list.addr_of(node);
+                Ok(self.respond(&page, list.failures(), &mut stats, addr_of, body))
+            }
+        };
+        (result, stats, source)
+    }
+
+    /// Fetches every node's whole list and puts it in cluster order.
+    async fn fetch_whole(&self, path: &str, headers: &CallHeaders) -> ListOutcome {
+        let mut stats = FanoutStats::default();
+        let nodes = self.pool.nodes();
+        if nodes.is_empty() {
+            return (Err(SidecarError::NoNode), stats);
         }
         let parts = self
             .each_node(&nodes, |node| self.fetch_node(node, path, headers))
             .await;
-        self.answer(&nodes, parts, stats, |parts| merge::merge(parts, query))
+        let (arrived, failures) = match self.gather(&nodes, parts, &mut stats) {
+            Ok(Gathered::Parts(arrived, failures)) => (arrived, failures),
+            Ok(Gathered::Relayed(answer)) => return (Ok(Whole::Relayed(answer)), stats),
+            Err(err) => return (Err(err), stats),
+        };
+        let list = if stats.jobs_fetched > PARALLEL_ORDER_JOBS {
+            // Ordering hundreds of thousands of jobs takes tens of
+            // milliseconds: not on a worker that serves other requests.
+            match tokio::task::spawn_blocking(move || ClusterList::new(arrived, failures)).await {
+                Ok(list) => list,
+                Err(e) => {
+                    let err = SidecarError::Internal(format!("ordering the list stopped: {e}"));
+                    return (Err(err), stats);
+                }
+            }
+        } else {
+            ClusterList::new(arrived, failures)
+        };
+        (Ok(Whole::List(Arc::new(list))), stats)
     }
 
     /// The `--fast-paging` plan: each node's size by bisection with
@@ -221,7 +344,18 @@ impl JobLists {
         if timed || !probe_failures_only(&parts) {
             return None;
         }
-        Some(self.answer(nodes, parts, stats, |parts| merge::merge_page(parts, total)))
+        let (arrived, failures) = match self.gather(nodes, parts, stats) {
+            Ok(Gathered::Parts(arrived, failures)) => (arrived, failures),
+            Ok(Gathered::Relayed(answer)) => return Some(Ok(answer)),
+            Err(err) => return Some(Err(err)),
+        };
+        let page = merge::merge_page(&list::views(&arrived), total);
+        stats.partial = !failures.is_empty();
+        let addr_of = |node| arrived.iter().find(|a| a.index == node).map(|a| a.addr);
+        let body = |page: &merge::MergedPage<'_>, failures: &[NodeFailure]| {
+            Body::Full(render::render(page, failures))
+        };
+        Some(Ok(self.respond(&page, &failures, stats, addr_of, body)))
     }
 
     /// Runs `call` on every healthy node at once; an unhealthy node fails
@@ -246,15 +380,14 @@ impl JobLists {
         join_all(calls).await
     }
 
-    /// Decides the answer from every node's part: the failure policy, then
-    /// `merge` over the parts that arrived, the body, and owner learning.
-    fn answer(
+    /// Applies the failure policy to every node's result: the parts that
+    /// arrived and the failures when the request can go on.
+    fn gather(
         &self,
         nodes: &[Node],
         results: Vec<Fetched<NodePart>>,
         stats: &mut FanoutStats,
-        merge: impl for<'a> FnOnce(&[merge::Part<'a>]) -> merge::MergedPage<'a>,
-    ) -> Result<Answer, SidecarError> {
+    ) -> Result<Gathered, SidecarError> {
         let mut arrived = Vec::with_capacity(results.len());
         let mut failures = Vec::new();
         for (node, (result, calls)) in nodes.iter().zip(results) {
@@ -263,7 +396,11 @@ impl JobLists {
                 Ok(part) => {
                     stats.jobs_fetched +=
                         part.pages.iter().map(|p| p.jobs.len() as u64).sum::<u64>();
-                    arrived.push((node, part));
+                    arrived.push(Arrived {
+                        index: node.index as u32,
+                        addr: node.addr,
+                        part,
+                    });
                 }
                 Err(kind) => {
                     debug!(node = %node.url, error = %kind, "Node failed");
@@ -283,43 +420,44 @@ impl JobLists {
 
         if arrived.is_empty() {
             if let Some(answer) = relay_common_rejection(&failures) {
-                return Ok(answer);
+                return Ok(Gathered::Relayed(answer));
             }
         }
         if !failures.is_empty() && (!self.allow_partial || arrived.is_empty()) {
             return Err(SidecarError::NodesFailed(failures));
         }
+        Ok(Gathered::Parts(arrived, failures))
+    }
 
-        let parts: Vec<merge::Part<'_>> = arrived
-            .iter()
-            .map(|(node, part)| merge::Part {
-                node: node.index as u32,
-                pages: &part.pages,
-                first_position: part.first_position,
-            })
-            .collect();
-        let merged = merge(&parts);
-        stats.jobs_returned = merged.jobs.len() as u64;
-        stats.partial = !failures.is_empty();
-        let body = merge::render(&merged, &failures);
-
-        // Remember who owns the jobs the client now sees: it may ask about them.
-        for job in &merged.jobs {
-            if let Some((node, _)) = arrived.iter().find(|(n, _)| n.index as u32 == job.node) {
-                self.pool.owners().learn(job.id, node.addr);
+    /// The answer for a merged page, marked partial when nodes failed; the
+    /// owners of the jobs the client now sees are remembered (it may ask
+    /// about them).
+    fn respond(
+        &self,
+        page: &merge::MergedPage<'_>,
+        failures: &[NodeFailure],
+        stats: &mut FanoutStats,
+        addr_of: impl Fn(u32) -> Option<std::net::SocketAddr>,
+        body: impl FnOnce(&merge::MergedPage<'_>, &[NodeFailure]) -> Body,
+    ) -> Answer {
+        stats.jobs_returned = page.jobs.len() as u64;
+        let body = body(page, failures);
+        let owners = self.pool.owners();
+        for job in &page.jobs {
+            if let Some(addr) = addr_of(job.node) {
+                owners.learn(job.id, addr);
             }
         }
-
         let mut headers = Vec::new();
         if !failures.is_empty() {
             let names: Vec<&str> = failures.iter().map(|f| f.node.as_str()).collect();
             headers.push((FAILED_NODES_HEADER.to_string(), names.join(", ")));
         }
-        Ok(Answer {
+        Answer {
             status: 200,
             headers,
             body,
-        })
+        }
     }
 
     /// Reads one node's whole list.
@@ -484,12 +622,6 @@ impl JobLists {
 /// A node's result and the number of calls it took.
 type Fetched<T> = (Result<T, FailureKind>, u64);
 
-/// What one node contributed: consecutive pages of its list.
-struct NodePart {
-    pages: Vec<NodePage>,
-    first_position: u64,
-}
-
 /// What the size probes of one node found.
 struct Probe {
     size: u64,
@@ -501,6 +633,11 @@ struct Probe {
 /// shares were computed without it and the page is still exact).
 fn probe_failures_only(parts: &[Fetched<NodePart>]) -> bool {
     parts.iter().all(|(r, calls)| r.is_ok() || *calls == 0)
+}
+
+/// Whether a page body is small enough to render at once.
+fn body_is_small(body: &render::PageBody) -> bool {
+    body.len() <= render::CHUNK_BYTES
 }
 
 /// When every node rejected the request with the same status and GES code,
@@ -520,6 +657,6 @@ fn relay_common_rejection(failures: &[NodeFailure]) -> Option<Answer> {
     first.map(|(status, _, body)| Answer {
         status,
         headers: Vec::new(),
-        body: body.clone(),
+        body: Body::Full(body.clone()),
     })
 }

@@ -191,7 +191,7 @@ fn relay(resp: NodeResponse) -> Answer {
     Answer {
         status: resp.status.as_u16(),
         headers: end_to_end(&resp.headers),
-        body: resp.body,
+        body: resp.body.into(),
     }
 }
 

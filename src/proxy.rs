@@ -28,7 +28,7 @@ use tokio::sync::Semaphore;
 use tracing::{debug, info, info_span, warn, Instrument, Span};
 
 use crate::aggregate::share::Source;
-use crate::aggregate::{Answer, FanoutStats, JobLists, PageQuery};
+use crate::aggregate::{Answer, Body, FanoutStats, JobLists, PageQuery};
 use crate::config::{Config, Node};
 use crate::error::SidecarError;
 use crate::headers::{self, CallHeaders, REQUEST_ID};
@@ -561,14 +561,24 @@ fn client_ip(session: &Session) -> Option<IpAddr> {
 
 /// Writes an answer.
 async fn write_answer(session: &mut Session, ctx: &RequestCtx, answer: &Answer) -> Result<()> {
-    write_response(
-        session,
-        ctx,
-        answer.status,
-        &answer.headers,
-        answer.body.clone(),
-    )
-    .await
+    let body = match &answer.body {
+        Body::Full(bytes) => bytes.clone(),
+        Body::Page(_) => {
+            // A large page: rendered chunk by chunk as it is written.
+            if session.response_written().is_some() {
+                return Ok(());
+            }
+            let head = response_head(ctx, answer.status, &answer.headers, answer.body.len())?;
+            session.write_response_header(head, false).await?;
+            let mut chunks = answer.body.chunks().peekable();
+            while let Some(chunk) = chunks.next() {
+                let last = chunks.peek().is_none();
+                session.write_response_body(Some(chunk), last).await?;
+            }
+            return Ok(());
+        }
+    };
+    write_response(session, ctx, answer.status, &answer.headers, body).await
 }
 
 /// Writes a sidecar error: status, headers and GES body from `error.rs`.
@@ -592,6 +602,18 @@ async fn write_response(
     if session.response_written().is_some() {
         return Ok(());
     }
+    let head = response_head(ctx, status, headers, body.len())?;
+    session.write_response_header(head, false).await?;
+    session.write_response_body(Some(body), true).await
+}
+
+/// The response header of an answer the sidecar writes itself.
+fn response_head(
+    ctx: &RequestCtx,
+    status: u16,
+    headers: &[(String, String)],
+    len: usize,
+) -> Result<Box<ResponseHeader>> {
     let mut resp = ResponseHeader::build(status, Some(headers.len() + 3))?;
     for (name, value) in headers {
         resp.insert_header(name.clone(), value.as_str())?;
@@ -599,8 +621,7 @@ async fn write_response(
     if resp.headers.get(CONTENT_TYPE).is_none() {
         resp.insert_header(CONTENT_TYPE, "application/json")?;
     }
-    resp.insert_header(CONTENT_LENGTH, body.len().to_string())?;
+    resp.insert_header(CONTENT_LENGTH, len.to_string())?;
     resp.insert_header(REQUEST_ID, ctx.request_id.as_str())?;
-    session.write_response_header(Box::new(resp), false).await?;
-    session.write_response_body(Some(body), true).await
+    Ok(Box::new(resp))
 }

@@ -169,6 +169,9 @@ struct Cluster {
     /// The same with every optimisation on: fast paging, the micro-cache,
     /// shared fan-outs.
     optimised: Vec<Sidecar>,
+    /// The default (whole-list) plan with the micro-cache: every page of a
+    /// list shares one fan-out and one cached list.
+    cached: Vec<Sidecar>,
 }
 
 /// Longer than the optimised sidecars' cache freshness (20 ms).
@@ -186,10 +189,18 @@ async fn cluster(dialect: Dialect) -> Cluster {
             Sidecar::start(&args)
         })
         .collect();
+    let cached = (1..=MAX_NODES)
+        .map(|k| {
+            let mut args = upstream_args(&nodes[..k]);
+            args.extend(["--cache-freshness", "20ms"].map(String::from));
+            Sidecar::start(&args)
+        })
+        .collect();
     Cluster {
         nodes,
         sidecars,
         optimised,
+        cached,
     }
 }
 
@@ -243,6 +254,7 @@ fn sidecar_pages_equal_the_reference_slice() {
         std::thread::sleep(FRESHNESS);
         let sidecar = &cluster.sidecars[case.nodes.len() - 1];
         let optimised = &cluster.optimised[case.nodes.len() - 1];
+        let cached = &cluster.cached[case.nodes.len() - 1];
         let expected = reference(&case);
         for &(offset, limit) in &case.pages {
             let path = list_path(&format!("?offset={offset}&limit={limit}"));
@@ -260,6 +272,27 @@ fn sidecar_pages_equal_the_reference_slice() {
                 .map(|(id, n, pos)| (id.clone(), format!("\"{n}/{pos}\"")))
                 .collect();
             prop_assert_eq!(&got, &want, "offset {} limit {}", offset, limit);
+
+            // The whole-list plan shared by pages and tokens at the same
+            // moment, then from the cached list: all exact.
+            let url = cached.url(&path);
+            let first_page = cached.url(&list_path("?offset=0&limit=1"));
+            let (a, b, _) = rt.block_on(async {
+                tokio::join!(
+                    get(&url, &[("X-Auth-Token", "a")]),
+                    get(&url, &[("X-Auth-Token", "b")]),
+                    get(&first_page, &[("X-Auth-Token", "a")]),
+                )
+            });
+            let c = rt.block_on(get(&url, &[("X-Auth-Token", "a")]));
+            for resp in [a, b, c] {
+                prop_assert_eq!(resp.status, 200);
+                prop_assert_eq!(
+                    resp.json()["totalCount"].as_u64(),
+                    Some(expected.len() as u64)
+                );
+                prop_assert_eq!(&page_of(&resp), &want, "cached: {} {}", offset, limit);
+            }
 
             if case.unique {
                 // Two identical requests at once (shared fan-out), then a

@@ -158,12 +158,116 @@ async fn failures_are_never_cached() {
         "a partial answer is not cached"
     );
 
+    // The complete list is cached now; another token has its own entry.
     nodes[0].set_fault(Fault::Status(503));
     nodes[1].set_fault(Fault::Status(503));
-    let other = get(&sidecar.url(&list_path("?limit=1")), &[]).await;
+    let cached = get(&sidecar.url(&list_path("?limit=1")), &[]).await;
+    assert_eq!(cached.status, 200, "any page of the cached complete list");
+    let token = [("X-Auth-Token", "other")];
+    let other = get(&sidecar.url(&list_path("?limit=1")), &token).await;
     assert_eq!(other.status, 502);
     nodes[0].set_fault(Fault::None);
     nodes[1].set_fault(Fault::None);
-    let after = get(&sidecar.url(&list_path("?limit=1")), &[]).await;
+    let after = get(&sidecar.url(&list_path("?limit=1")), &token).await;
     assert_eq!(after.status, 200, "an error is not cached");
+}
+
+/// Sends the pages `offsets` (3 jobs each) of the list at once.
+async fn pages_at_once(sidecar: &Sidecar, offsets: &[u64], token: &str) -> Vec<Resp> {
+    let calls: Vec<_> = offsets
+        .iter()
+        .map(|offset| {
+            let url = sidecar.url(&list_path(&format!("?limit=3&offset={offset}")));
+            let token = token.to_string();
+            tokio::spawn(async move { get(&url, &[("X-Auth-Token", &token)]).await })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for call in calls {
+        out.push(call.await.expect("request task"));
+    }
+    out
+}
+
+/// Checks that each answer is its slice of `whole` (the job IDs of the
+/// whole cluster list).
+fn assert_slices(answers: &[Resp], offsets: &[u64], whole: &[String]) {
+    for (answer, offset) in answers.iter().zip(offsets) {
+        assert_eq!(answer.status, 200);
+        let from = (*offset as usize).min(whole.len());
+        let to = (from + 3).min(whole.len());
+        assert_eq!(answer.job_ids(), whole[from..to], "page at offset {offset}");
+        assert_eq!(answer.json()["totalCount"], whole.len());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn different_pages_at_the_same_moment_share_one_fanout() {
+    let nodes = start_nodes(3, Dialect::Memory).await;
+    for (i, n) in nodes.iter().enumerate() {
+        n.set_jobs(jobs::generate(Dialect::Memory, 20, i as u64 + 1, "movies"));
+    }
+    let sidecar = Sidecar::start(&upstream_args(&nodes));
+    let whole = get(&sidecar.url(&list_path("")), &[("X-Auth-Token", "t")])
+        .await
+        .job_ids();
+    assert_eq!(whole.len(), 60);
+    for n in &nodes {
+        n.set_fault(Fault::Delay(Duration::from_millis(300)));
+    }
+    let before: Vec<usize> = nodes.iter().map(list_calls).collect();
+    let offsets = [0, 5, 17, 31, 58, 59, 60, 1000];
+    let answers = pages_at_once(&sidecar, &offsets, "t").await;
+    assert_slices(&answers, &offsets, &whole);
+    for (node, before) in nodes.iter().zip(before) {
+        assert_eq!(
+            list_calls(node) - before,
+            1,
+            "8 different pages of one list share one fan-out"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_keeps_the_whole_list_for_every_page_and_one_token() {
+    let nodes = start_nodes(2, Dialect::Persistence).await;
+    for (i, n) in nodes.iter().enumerate() {
+        n.set_jobs(jobs::generate(
+            Dialect::Persistence,
+            25,
+            i as u64 + 1,
+            "movies",
+        ));
+    }
+    let mut args = upstream_args(&nodes);
+    args.extend(["--cache-freshness", "30s"].map(String::from));
+    let sidecar = Sidecar::start(&args);
+    let whole = get(&sidecar.url(&list_path("")), &[("X-Auth-Token", "a")])
+        .await
+        .job_ids();
+    assert_eq!(whole.len(), 50);
+    let offsets = [0, 1, 7, 24, 25, 48, 49, 50];
+    let answers = pages_at_once(&sidecar, &offsets, "a").await;
+    assert_slices(&answers, &offsets, &whole);
+    for node in &nodes {
+        assert_eq!(list_calls(node), 1, "every page came from the cached list");
+    }
+    // Another token never sees that list: it costs its own fan-out.
+    let answers = pages_at_once(&sidecar, &offsets, "b").await;
+    assert_slices(&answers, &offsets, &whole);
+    for node in &nodes {
+        assert_eq!(list_calls(node), 2, "a second token fetched once more");
+        let tokens: Vec<Option<String>> = node
+            .seen()
+            .iter()
+            .filter(|r| r.path_and_query.contains("/jobs/status"))
+            .map(|r| {
+                r.headers
+                    .iter()
+                    .find(|(name, _)| name == "x-auth-token")
+                    .map(|(_, value)| value.clone())
+            })
+            .collect();
+        assert_eq!(tokens, [Some("a".to_string()), Some("b".to_string())]);
+    }
 }

@@ -3,19 +3,24 @@
 //!
 //! # Implementation notes
 //!
-//! All jobs are keyed ([`OrderKey`]) and sorted; a job ID seen earlier in
-//! that order is skipped, so `totalCount` is the number of distinct IDs.
-//! The job objects are copied byte for byte from the node bodies.
+//! Each node's jobs already come in position order, which is the cluster
+//! order within that node whenever its start times do not go up (always for
+//! the persistence dialect, which has none): such a node is read as is, and
+//! only a node that breaks the order has its own jobs sorted. The nodes are
+//! then combined with a k-way merge on [`OrderKey`] (a heap of one cursor per
+//! node), so no global sort runs. A job ID seen earlier in that order is
+//! skipped (a hash set over IDs borrowed from the bodies), so `totalCount` is
+//! the number of distinct IDs. The job objects are copied byte for byte from
+//! the node bodies.
 
-use std::collections::HashSet;
-
-use bytes::{BufMut, Bytes, BytesMut};
-use serde_json::json;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashSet};
 
 use super::body::NodePage;
 use super::order::OrderKey;
 use super::query::PageQuery;
-use super::NodeFailure;
+
+pub use super::render::render;
 
 /// Everything one node sent for one request.
 pub struct Part<'a> {
@@ -25,6 +30,14 @@ pub struct Part<'a> {
     pub pages: &'a [NodePage],
     /// The position in the node's list of the first job of `pages`.
     pub first_position: u64,
+}
+
+/// Where one job is: its part, the page in that part, the job in that page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Slot {
+    part: u32,
+    page: u32,
+    job: u32,
 }
 
 /// The requested slice of the cluster list.
@@ -49,86 +62,184 @@ pub struct Picked<'a> {
 
 /// Merges `parts` (whole node lists) and takes the page `query` asks for.
 pub fn merge<'a>(parts: &[Part<'a>], query: PageQuery) -> MergedPage<'a> {
-    merge_window(parts, query.offset, query.end(), None)
+    let order = cluster_order(parts);
+    slice(parts, &order, query)
 }
 
 /// Merges `parts` that already are exactly one page of a cluster list of
 /// `total` jobs (each node's share of it, see `plan::shares`).
 pub fn merge_page<'a>(parts: &[Part<'a>], total: u64) -> MergedPage<'a> {
-    merge_window(parts, 0, u64::MAX, Some(total))
+    let order = cluster_order(parts);
+    let jobs = order.iter().map(|slot| pick(parts, *slot)).collect();
+    MergedPage { total, jobs }
 }
 
-/// Keys, sorts and de-duplicates the jobs of `parts`, keeping the ranks in
-/// `[from, to)`; the total is the distinct count unless given.
-fn merge_window<'a>(parts: &[Part<'a>], from: u64, to: u64, total: Option<u64>) -> MergedPage<'a> {
+/// The page `query` of a cluster list already put in order by
+/// [`cluster_order`] over the same `parts`.
+pub fn slice<'a>(parts: &[Part<'a>], order: &[Slot], query: PageQuery) -> MergedPage<'a> {
+    let len = order.len() as u64;
+    let from = query.offset.min(len) as usize;
+    let to = query.end().min(len) as usize;
+    MergedPage {
+        total: len,
+        jobs: order[from..to].iter().map(|s| pick(parts, *s)).collect(),
+    }
+}
+
+/// Every distinct job of `parts` once, in cluster order (a repeated ID keeps
+/// its first place).
+pub fn cluster_order(parts: &[Part<'_>]) -> Vec<Slot> {
     let count: usize = parts
         .iter()
         .flat_map(|p| p.pages)
         .map(|p| p.jobs.len())
         .sum();
-    let mut entries: Vec<(OrderKey, &'a NodePage, usize)> = Vec::with_capacity(count);
-    for part in parts {
-        let mut position = part.first_position;
-        for page in part.pages {
-            for (i, job) in page.jobs.iter().enumerate() {
-                entries.push((OrderKey::new(job.start_ms, position, part.node), page, i));
-                position += 1;
+    let mut cursors: Vec<Cursor> = parts
+        .iter()
+        .enumerate()
+        .map(|(i, part)| Cursor::new(i as u32, part))
+        .collect();
+    // Keys are unique (position and node), so the slot never decides.
+    let mut heap: BinaryHeap<Reverse<(OrderKey, usize, Slot)>> = cursors
+        .iter_mut()
+        .enumerate()
+        .filter_map(|(i, c)| c.next(parts).map(|(key, slot)| Reverse((key, i, slot))))
+        .collect();
+
+    let mut seen: HashSet<&str, foldhash::fast::RandomState> =
+        HashSet::with_capacity_and_hasher(count, foldhash::fast::RandomState::default());
+    let mut order = Vec::with_capacity(count);
+    while let Some(Reverse((_, i, slot))) = heap.pop() {
+        if seen.insert(id_of(parts, slot)) {
+            order.push(slot);
+        }
+        if let Some((key, next)) = cursors[i].next(parts) {
+            heap.push(Reverse((key, i, next)));
+        }
+    }
+    order
+}
+
+/// One part's jobs in cluster order.
+struct Cursor {
+    part: u32,
+    node: u32,
+    walk: Walk,
+}
+
+enum Walk {
+    /// The node's own order is the cluster order: pages and jobs in turn.
+    InPlace { page: u32, job: u32, position: u64 },
+    /// The node's jobs sorted by key, and the next one to return.
+    Sorted {
+        slots: Vec<(OrderKey, Slot)>,
+        next: usize,
+    },
+}
+
+// === impl Cursor ===
+
+impl Cursor {
+    fn new(index: u32, part: &Part<'_>) -> Cursor {
+        let in_place = in_cluster_order(part);
+        let walk = if in_place {
+            Walk::InPlace {
+                page: 0,
+                job: 0,
+                position: part.first_position,
+            }
+        } else {
+            let mut slots = Vec::new();
+            let mut position = part.first_position;
+            for (p, page) in part.pages.iter().enumerate() {
+                for (j, job) in page.jobs.iter().enumerate() {
+                    let slot = Slot {
+                        part: index,
+                        page: p as u32,
+                        job: j as u32,
+                    };
+                    slots.push((OrderKey::new(job.start_ms, position, part.node), slot));
+                    position += 1;
+                }
+            }
+            slots.sort_unstable_by_key(|(key, _)| *key);
+            Walk::Sorted { slots, next: 0 }
+        };
+        Cursor {
+            part: index,
+            node: part.node,
+            walk,
+        }
+    }
+
+    /// Moves to the next job; its key and slot.
+    fn next(&mut self, parts: &[Part<'_>]) -> Option<(OrderKey, Slot)> {
+        match &mut self.walk {
+            Walk::InPlace {
+                page,
+                job,
+                position,
+            } => {
+                let pages = parts[self.part as usize].pages;
+                while (*page as usize) < pages.len()
+                    && *job as usize >= pages[*page as usize].jobs.len()
+                {
+                    *page += 1;
+                    *job = 0;
+                }
+                let entry = pages.get(*page as usize)?.jobs.get(*job as usize)?;
+                let slot = Slot {
+                    part: self.part,
+                    page: *page,
+                    job: *job,
+                };
+                let key = OrderKey::new(entry.start_ms, *position, self.node);
+                *job += 1;
+                *position += 1;
+                Some((key, slot))
+            }
+            Walk::Sorted { slots, next } => {
+                let found = *slots.get(*next)?;
+                *next += 1;
+                Some(found)
             }
         }
     }
-    entries.sort_unstable_by_key(|(key, _, _)| *key);
-
-    let mut seen: HashSet<&str> = HashSet::with_capacity(entries.len());
-    let mut rank = 0u64;
-    let mut jobs = Vec::with_capacity(usize::try_from(to - from).unwrap_or(0).min(count));
-    for (key, page, i) in entries {
-        if !seen.insert(page.id(i)) {
-            continue;
-        }
-        if rank >= from && rank < to {
-            let node = key.node;
-            jobs.push(Picked {
-                node,
-                id: page.id(i),
-                bytes: page.job_bytes(i),
-            });
-        }
-        rank += 1;
-    }
-    MergedPage {
-        total: total.unwrap_or(rank),
-        jobs,
-    }
 }
 
-/// Renders the success body; with failed nodes, the partial markers too.
-pub fn render(page: &MergedPage<'_>, failed: &[NodeFailure]) -> Bytes {
-    let size: usize = page.jobs.iter().map(|j| j.bytes.len() + 1).sum();
-    let mut out = BytesMut::with_capacity(size + 128);
-    out.put_slice(b"{\"jobs\":[");
-    for (i, job) in page.jobs.iter().enumerate() {
-        if i > 0 {
-            out.put_u8(b',');
+/// Whether a part's own order is already the cluster order: jobs without a
+/// start time first, then start times never going up.
+fn in_cluster_order(part: &Part<'_>) -> bool {
+    let mut last: Option<Reverse<u64>> = None;
+    for job in part.pages.iter().flat_map(|p| &p.jobs) {
+        let start = job.start_ms.map(Reverse);
+        if start < last {
+            return false;
         }
-        out.put_slice(job.bytes);
+        last = start;
     }
-    out.put_slice(format!("],\"totalCount\":{},\"result\":\"success\"", page.total).as_bytes());
-    if !failed.is_empty() {
-        let nodes: Vec<_> = failed
-            .iter()
-            .map(|f| json!({ "index": f.index, "node": f.node, "error": f.kind.to_string() }))
-            .collect();
-        out.put_slice(b",\"partial\":true,\"failedNodes\":");
-        out.put_slice(serde_json::Value::Array(nodes).to_string().as_bytes());
+    true
+}
+
+fn id_of<'a>(parts: &[Part<'a>], slot: Slot) -> &'a str {
+    parts[slot.part as usize].pages[slot.page as usize].id(slot.job as usize)
+}
+
+fn pick<'a>(parts: &[Part<'a>], slot: Slot) -> Picked<'a> {
+    let part = &parts[slot.part as usize];
+    let page = &part.pages[slot.page as usize];
+    Picked {
+        node: part.node,
+        id: page.id(slot.job as usize),
+        bytes: page.job_bytes(slot.job as usize),
     }
-    out.put_u8(b'}');
-    out.freeze()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregate::FailureKind;
+    use crate::aggregate::{FailureKind, NodeFailure};
+    use bytes::Bytes;
 
     fn page(json: &str) -> NodePage {
         NodePage::parse(Bytes::from(json.to_string()), 100_000).expect("valid page")
@@ -199,6 +310,37 @@ mod tests {
             },
         );
         assert_eq!(ids(&merged), ["p", "new", "mid", "old"]);
+    }
+
+    #[test]
+    fn nodes_in_order_and_out_of_order_merge_alike() {
+        // Node 0 lists newest first (read in place); node 1 does not (its
+        // jobs are sorted); a pending job and a duplicate on both.
+        let a = [page(
+            r#"{"jobs":[{"jobId":"p","startTime":""},{"jobId":"a9","startTime":9},
+                        {"jobId":"a5","startTime":5},{"jobId":"d","startTime":3}]}"#,
+        )];
+        let b = [page(
+            r#"{"jobs":[{"jobId":"b4","startTime":4},{"jobId":"d","startTime":7},
+                        {"jobId":"b8","startTime":8},{"jobId":"q"}]}"#,
+        )];
+        assert!(in_cluster_order(&whole(0, &a)));
+        assert!(!in_cluster_order(&whole(1, &b)));
+        let parts = [whole(0, &a), whole(1, &b)];
+        let all = PageQuery {
+            offset: 0,
+            limit: 100,
+        };
+        let merged = merge(&parts, all);
+        assert_eq!(ids(&merged), ["p", "q", "a9", "b8", "d", "a5", "b4"]);
+        assert_eq!(merged.total, 7);
+        let picked_d = &merged.jobs[4];
+        assert_eq!(
+            picked_d.node, 1,
+            "the first place of `d` is node 1's (time 7)"
+        );
+        let reversed = [whole(1, &b), whole(0, &a)];
+        assert_eq!(ids(&merge(&reversed, all)), ids(&merged));
     }
 
     #[test]

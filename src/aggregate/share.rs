@@ -1,19 +1,31 @@
-//! Sharing fan-outs between identical job-list requests: requests that are
-//! identical and concurrent wait for one fan-out, and an optional
-//! micro-cache answers identical requests for a short freshness window.
+//! Sharing fan-outs between job-list requests: requests that need the same
+//! fan-out at the same moment wait for one, and an optional micro-cache
+//! reuses complete results for a short freshness window.
+//!
+//! # What is shared
+//!
+//! - The default plan fetches every node's whole list whatever the page, so
+//!   its unit is the whole list at a path as one set of credentials sees
+//!   it ([`Key::list`]): concurrent requests for *any* pages of it share one
+//!   fan-out, and the cache keeps the ordered list (`ClusterList`), each
+//!   request taking its own page from it.
+//! - The fast-paging plan fetches per page, so its unit is the page
+//!   ([`Key::new`]) and the cache keeps rendered answers.
 //!
 //! # Isolation
 //!
-//! Two requests are identical when their path, `offset`, `limit`, `Host`
-//! and every header sent to the nodes (credentials, language, AK/SK date) are
-//! equal; the key is a 128-bit keyed hash of all of them, so one credential's
-//! answer is never served to another, and no token is kept in the key.
+//! A key covers the path, `Host` and every header sent to the nodes
+//! (credentials, language, AK/SK date), plus the page for page keys; it is a
+//! 128-bit keyed hash of all of them, so one credential's answer is never
+//! served to another, and no token is kept in the key.
 //!
 //! # Caveats
 //!
-//! Only successful, complete answers are cached: never an error, never a
-//! partial answer. A cached answer can be up to the freshness window old;
-//! with the cache off (the default) only concurrent requests share.
+//! Only successful, complete results are cached: never an error, never a
+//! partial answer. A cached result can be up to the freshness window old;
+//! with the cache off (the default) only concurrent requests share. One
+//! entry may take at most half of `--cache-max-bytes`; a larger list is
+//! shared while in flight but not kept.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hash, Hasher};
@@ -42,21 +54,30 @@ pub enum Source {
     Cache,
 }
 
-/// The identity of a job-list request.
+/// The identity of a job-list request (or of a whole list, for any page).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Key(u64, u64);
 
-/// In-flight fan-outs and the micro-cache.
-pub struct Sharing {
-    flights: DashMap<Key, Arc<OnceCell<Outcome>>>,
-    cache: Option<Cache>,
+/// Identical fan-outs in flight: the first caller runs it, the others wait
+/// for its outcome.
+pub struct Flights<T> {
+    map: DashMap<Key, Arc<OnceCell<T>>>,
 }
 
-struct Cache {
-    entries: DashMap<Key, (Instant, Answer)>,
+/// The micro-cache: values reused for `freshness`, at most `max_bytes` in
+/// all, one value at most half of it.
+pub struct Cache<T> {
+    entries: DashMap<Key, (Instant, T, usize)>,
     freshness: Duration,
     max_bytes: usize,
     bytes: AtomicUsize,
+}
+
+/// In-flight page fan-outs and the page micro-cache (the `--fast-paging`
+/// plan, which fetches per page).
+pub struct Sharing {
+    flights: Flights<Outcome>,
+    cache: Option<Cache<Answer>>,
 }
 
 // === impl Source ===
@@ -77,6 +98,15 @@ impl Source {
 impl Key {
     /// The key of a request for `path` and `query` sent with `headers`.
     pub fn new(path: &str, query: PageQuery, headers: &CallHeaders) -> Key {
+        Key::digest(path, Some(query), headers)
+    }
+
+    /// The key of the whole list at `path` as `headers` see it (any page).
+    pub fn list(path: &str, headers: &CallHeaders) -> Key {
+        Key::digest(path, None, headers)
+    }
+
+    fn digest(path: &str, query: Option<PageQuery>, headers: &CallHeaders) -> Key {
         static SEEDS: OnceLock<(RandomState, RandomState)> = OnceLock::new();
         let (a, b) = SEEDS.get_or_init(|| (RandomState::new(), RandomState::new()));
         let digest = |seed: &RandomState| {
@@ -99,20 +129,53 @@ impl Key {
     }
 }
 
+// === impl Flights ===
+
+impl<T: Clone> Flights<T> {
+    /// No fan-out in flight.
+    pub fn new() -> Flights<T> {
+        Flights {
+            map: DashMap::new(),
+        }
+    }
+
+    /// The outcome of the fan-out for `key`: `fanout` run now, or the
+    /// outcome of the identical one in flight. `true` when this call ran it.
+    pub async fn run<F>(&self, key: Key, fanout: F) -> (T, bool)
+    where
+        F: std::future::Future<Output = T>,
+    {
+        let cell = self.map.entry(key).or_default().clone();
+        let mut led = false;
+        let outcome = cell
+            .get_or_init(|| {
+                led = true;
+                fanout
+            })
+            .await
+            .clone();
+        if led {
+            self.map
+                .remove_if(&key, |_, current| Arc::ptr_eq(current, &cell));
+        }
+        (outcome, led)
+    }
+}
+
+impl<T: Clone> Default for Flights<T> {
+    fn default() -> Self {
+        Flights::new()
+    }
+}
+
 // === impl Sharing ===
 
 impl Sharing {
     /// Sharing with a micro-cache when `freshness` is not zero.
     pub fn new(freshness: Duration, max_bytes: usize) -> Sharing {
-        let cache = (!freshness.is_zero()).then(|| Cache {
-            entries: DashMap::new(),
-            freshness,
-            max_bytes,
-            bytes: AtomicUsize::new(0),
-        });
         Sharing {
-            flights: DashMap::new(),
-            cache,
+            flights: Flights::new(),
+            cache: Cache::new(freshness, max_bytes),
         }
     }
 
@@ -125,22 +188,16 @@ impl Sharing {
         if let Some(answer) = self.cache.as_ref().and_then(|c| c.get(&key)) {
             return ((Ok(answer), FanoutStats::default()), Source::Cache);
         }
-        let cell = self.flights.entry(key).or_default().clone();
-        let mut led = false;
-        let outcome = cell
-            .get_or_init(|| {
-                led = true;
-                fanout
-            })
-            .await
-            .clone();
+        let (outcome, led) = self.flights.run(key, fanout).await;
         if !led {
             return ((outcome.0, FanoutStats::default()), Source::Shared);
         }
-        self.flights
-            .remove_if(&key, |_, current| Arc::ptr_eq(current, &cell));
         if let (Some(cache), Ok(answer)) = (&self.cache, &outcome.0) {
-            cache.put(key, answer);
+            let complete = answer.status == 200
+                && !answer.headers.iter().any(|(n, _)| n == FAILED_NODES_HEADER);
+            if complete {
+                cache.put(key, answer.clone(), answer.body.held_bytes());
+            }
         }
         (outcome, Source::Fanout)
     }
@@ -148,11 +205,22 @@ impl Sharing {
 
 // === impl Cache ===
 
-impl Cache {
-    fn get(&self, key: &Key) -> Option<Answer> {
+impl<T: Clone> Cache<T> {
+    /// A cache, or `None` when `freshness` is zero (caching off).
+    pub fn new(freshness: Duration, max_bytes: usize) -> Option<Cache<T>> {
+        (!freshness.is_zero()).then(|| Cache {
+            entries: DashMap::new(),
+            freshness,
+            max_bytes,
+            bytes: AtomicUsize::new(0),
+        })
+    }
+
+    /// The value for `key` while it is fresh.
+    pub fn get(&self, key: &Key) -> Option<T> {
         let hit = self.entries.get(key).map(|e| (e.0, e.1.clone()));
         match hit {
-            Some((at, answer)) if at.elapsed() < self.freshness => Some(answer),
+            Some((at, value)) if at.elapsed() < self.freshness => Some(value),
             Some(_) => {
                 self.remove(key);
                 None
@@ -161,11 +229,10 @@ impl Cache {
         }
     }
 
-    fn put(&self, key: Key, answer: &Answer) {
-        let complete =
-            answer.status == 200 && !answer.headers.iter().any(|(n, _)| n == FAILED_NODES_HEADER);
-        let size = answer.body.len();
-        if !complete || size > self.max_bytes / 4 {
+    /// Keeps `value` (of about `size` bytes) when it fits: stale entries are
+    /// dropped to make room; a value over half the cache is not kept.
+    pub fn put(&self, key: Key, value: T, size: usize) {
+        if size > self.max_bytes / 2 {
             return;
         }
         if self.bytes.load(Ordering::Relaxed) + size > self.max_bytes {
@@ -182,12 +249,12 @@ impl Cache {
         }
         self.remove(&key);
         self.bytes.fetch_add(size, Ordering::Relaxed);
-        self.entries.insert(key, (Instant::now(), answer.clone()));
+        self.entries.insert(key, (Instant::now(), value, size));
     }
 
     fn remove(&self, key: &Key) {
-        if let Some((_, (_, old))) = self.entries.remove(key) {
-            self.bytes.fetch_sub(old.body.len(), Ordering::Relaxed);
+        if let Some((_, (_, _, size))) = self.entries.remove(key) {
+            self.bytes.fetch_sub(size, Ordering::Relaxed);
         }
     }
 }
@@ -209,7 +276,7 @@ mod tests {
         let answer = Answer {
             status: 200,
             headers: Vec::new(),
-            body: Bytes::from_static(b"{}"),
+            body: Bytes::from_static(b"{}").into(),
         };
         (Ok(answer), FanoutStats::default())
     }
@@ -296,7 +363,7 @@ mod tests {
             let answer = Answer {
                 status: 200,
                 headers,
-                body: Bytes::from_static(b"{}"),
+                body: Bytes::from_static(b"{}").into(),
             };
             (Ok(answer), FanoutStats::default())
         };

@@ -1,0 +1,102 @@
+//! A whole cluster list: every node's list as fetched, put into the cluster
+//! order once, then answered page by page. Concurrent requests for any page
+//! of the same list (same path and credentials) share one, and the
+//! micro-cache keeps complete ones for the freshness window.
+
+use std::net::SocketAddr;
+
+use super::body::{JobEntry, NodePage};
+use super::merge::{self, MergedPage, Part, Slot};
+use super::query::PageQuery;
+use super::NodeFailure;
+
+/// What one node contributed: consecutive pages of its list.
+#[derive(Debug)]
+pub struct NodePart {
+    /// The pages, in call order.
+    pub pages: Vec<NodePage>,
+    /// The position in the node's list of the first job of `pages`.
+    pub first_position: u64,
+}
+
+/// One node that answered, with its part.
+#[derive(Debug)]
+pub struct Arrived {
+    /// The node's index (the cluster order's tie-breaker).
+    pub index: u32,
+    /// Where it was reached: the owner of the jobs it listed.
+    pub addr: SocketAddr,
+    /// What it sent.
+    pub part: NodePart,
+}
+
+/// Every answering node's list in cluster order.
+#[derive(Debug)]
+pub struct ClusterList {
+    arrived: Vec<Arrived>,
+    failures: Vec<NodeFailure>,
+    order: Vec<Slot>,
+    bytes: usize,
+}
+
+// === impl ClusterList ===
+
+impl ClusterList {
+    /// Orders the jobs of `arrived` (CPU-bound: a k-way merge over every
+    /// job, see `merge::cluster_order`).
+    pub fn new(arrived: Vec<Arrived>, failures: Vec<NodeFailure>) -> ClusterList {
+        let bytes: usize = arrived
+            .iter()
+            .flat_map(|a| &a.part.pages)
+            .map(|p| p.body.len() + p.jobs.capacity() * std::mem::size_of::<JobEntry>())
+            .sum();
+        let order = merge::cluster_order(&views(&arrived));
+        let bytes = bytes + order.len() * std::mem::size_of::<Slot>();
+        ClusterList {
+            arrived,
+            failures,
+            order,
+            bytes,
+        }
+    }
+
+    /// The page `query` asks for.
+    pub fn page(&self, query: PageQuery) -> MergedPage<'_> {
+        merge::slice(&views(&self.arrived), &self.order, query)
+    }
+
+    /// The nodes that failed (a partial list when not empty).
+    pub fn failures(&self) -> &[NodeFailure] {
+        &self.failures
+    }
+
+    /// Whether every node answered.
+    pub fn complete(&self) -> bool {
+        self.failures.is_empty()
+    }
+
+    /// About how much memory the list holds.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The address of the node with index `node`.
+    pub fn addr_of(&self, node: u32) -> Option<SocketAddr> {
+        self.arrived
+            .iter()
+            .find(|a| a.index == node)
+            .map(|a| a.addr)
+    }
+}
+
+/// The merge's view of the arrived parts.
+pub fn views(arrived: &[Arrived]) -> Vec<Part<'_>> {
+    arrived
+        .iter()
+        .map(|a| Part {
+            node: a.index,
+            pages: &a.part.pages,
+            first_position: a.part.first_position,
+        })
+        .collect()
+}
