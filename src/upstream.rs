@@ -2,6 +2,7 @@
 //! healthy ([`health`]), which one a forwarded request goes to (Pingora's
 //! load balancer), and which one owns a job ([`owners`]).
 
+pub mod bodybuf;
 pub mod client;
 pub mod discovery;
 pub mod dns;

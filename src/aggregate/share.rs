@@ -23,9 +23,9 @@
 //!
 //! Only successful, complete results are cached: never an error, never a
 //! partial answer. A cached result can be up to the freshness window old;
-//! with the cache off (the default) only concurrent requests share. One
-//! entry may take at most half of `--cache-max-bytes`; a larger list is
-//! shared while in flight but not kept.
+//! with the cache off (the default) only concurrent requests share. The
+//! entries take at most `--cache-max-bytes` in all (node bodies included);
+//! a list that does not fit is shared while in flight but not kept.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hash, Hasher};
@@ -65,7 +65,7 @@ pub struct Flights<T> {
 }
 
 /// The micro-cache: values reused for `freshness`, at most `max_bytes` in
-/// all, one value at most half of it.
+/// all.
 pub struct Cache<T> {
     entries: DashMap<Key, (Instant, T, usize)>,
     freshness: Duration,
@@ -230,9 +230,9 @@ impl<T: Clone> Cache<T> {
     }
 
     /// Keeps `value` (of about `size` bytes) when it fits: stale entries are
-    /// dropped to make room; a value over half the cache is not kept.
+    /// dropped to make room; fresh ones are never pushed out.
     pub fn put(&self, key: Key, value: T, size: usize) {
-        if size > self.max_bytes / 2 {
+        if size > self.max_bytes {
             return;
         }
         if self.bytes.load(Ordering::Relaxed) + size > self.max_bytes {

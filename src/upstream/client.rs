@@ -5,7 +5,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH};
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -13,6 +13,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+use super::bodybuf::BodyBuf;
 use crate::config::Node;
 
 /// The client, shared by all requests.
@@ -155,14 +156,16 @@ impl NodeClient {
         }
 
         let mut body = resp.into_body();
-        let mut buf = BytesMut::with_capacity(declared.unwrap_or(0));
+        let mut buf = BodyBuf::for_declared(declared);
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| FailureKind::Broken(root_cause(&e)))?;
             if let Ok(data) = frame.into_data() {
                 if buf.len() + data.len() > max_body {
                     return Err(FailureKind::TooLarge(max_body));
                 }
-                buf.extend_from_slice(&data);
+                buf.push(&data).map_err(|_| {
+                    FailureKind::Broken("body longer than its Content-Length".to_string())
+                })?;
             }
         }
         Ok(NodeResponse {
