@@ -162,10 +162,10 @@ pub struct ProxyArgs {
     )]
     pub max_concurrent_fanouts: Option<String>,
 
-    /// Micro-cache: identical job-list requests (same page, same
-    /// credentials) within this window get the same complete answer; 0 turns
-    /// it off. Identical concurrent requests always share one fan-out
-    /// [default: 0].
+    /// Micro-cache: a complete job list (per path and credentials) is kept
+    /// this long and every page of it is answered from memory; 0 turns it
+    /// off. Concurrent requests for pages of one list always share one
+    /// fan-out [default: 0].
     #[arg(
         long,
         env = "GES_SIDECAR_CACHE_FRESHNESS",
@@ -174,7 +174,8 @@ pub struct ProxyArgs {
     )]
     pub cache_freshness: Option<String>,
 
-    /// Memory budget of the micro-cache, in bytes [default: 67108864].
+    /// Memory budget of the micro-cache, in bytes, node bodies included
+    /// [default: 67108864].
     #[arg(
         long,
         env = "GES_SIDECAR_CACHE_MAX_BYTES",
