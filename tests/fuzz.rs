@@ -517,18 +517,29 @@ fn cluster_strategy() -> impl Strategy<Value = (Vec<GenNode>, u64, u64, usize)> 
         0u64..40,
         prop_oneof![Just(0u64), Just(1), 0u64..40, Just(u64::MAX / 2)],
         0usize..3,
+        // Half the clusters have no start times at all (the persistence
+        // dialect: the merge's interleave without a heap).
+        any::<bool>(),
     )
-        .prop_map(|(nodes, shuffle, offset, limit, failed)| {
+        .prop_map(|(nodes, shuffle, offset, limit, failed, untimed)| {
             // Distinct node indices, not in slice order.
             let n = nodes.len();
             let rotate = shuffle.index(n);
             let nodes = nodes
                 .into_iter()
                 .enumerate()
-                .map(|(i, (first_position, pages))| GenNode {
-                    index: (((i + rotate) % n) * 3) as u32,
-                    first_position,
-                    pages,
+                .map(|(i, (first_position, mut pages))| {
+                    if untimed {
+                        pages
+                            .iter_mut()
+                            .flatten()
+                            .for_each(|j| j.start = Start::Missing);
+                    }
+                    GenNode {
+                        index: (((i + rotate) % n) * 3) as u32,
+                        first_position,
+                        pages,
+                    }
                 })
                 .collect();
             (nodes, offset, limit, failed)

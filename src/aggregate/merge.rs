@@ -94,6 +94,21 @@ pub fn cluster_order(parts: &[Part<'_>]) -> Vec<Slot> {
         .flat_map(|p| p.pages)
         .map(|p| p.jobs.len())
         .sum();
+    let mut seen: HashSet<&str, foldhash::fast::RandomState> =
+        HashSet::with_capacity_and_hasher(count, foldhash::fast::RandomState::default());
+    let mut order = Vec::with_capacity(count);
+    if parts
+        .iter()
+        .flat_map(|p| p.pages)
+        .all(|p| p.jobs.iter().all(|j| j.start_ms.is_none()))
+    {
+        interleave(parts, |slot| {
+            if seen.insert(id_of(parts, slot)) {
+                order.push(slot);
+            }
+        });
+        return order;
+    }
     let mut cursors: Vec<Cursor> = parts
         .iter()
         .enumerate()
@@ -105,10 +120,6 @@ pub fn cluster_order(parts: &[Part<'_>]) -> Vec<Slot> {
         .enumerate()
         .filter_map(|(i, c)| c.next(parts).map(|(key, slot)| Reverse((key, i, slot))))
         .collect();
-
-    let mut seen: HashSet<&str, foldhash::fast::RandomState> =
-        HashSet::with_capacity_and_hasher(count, foldhash::fast::RandomState::default());
-    let mut order = Vec::with_capacity(count);
     while let Some(Reverse((_, i, slot))) = heap.pop() {
         if seen.insert(id_of(parts, slot)) {
             order.push(slot);
@@ -118,6 +129,54 @@ pub fn cluster_order(parts: &[Part<'_>]) -> Vec<Slot> {
         }
     }
     order
+}
+
+/// Every job of `parts` in cluster order when none has a start time: by
+/// position, then by node index (the k-way merge without a heap).
+fn interleave(parts: &[Part<'_>], mut visit: impl FnMut(Slot)) {
+    // Parts by node index, each with its next page and job.
+    let mut walks: Vec<(u32, usize, u64, usize, usize)> = parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.node, i, p.first_position, 0, 0))
+        .collect();
+    walks.sort_unstable();
+    let mut position = walks.iter().map(|w| w.2).min().unwrap_or(0);
+    loop {
+        let mut any_left = false;
+        let mut emitted = false;
+        for (_, part, first, page, job) in walks.iter_mut() {
+            let pages = parts[*part].pages;
+            while *page < pages.len() && *job >= pages[*page].jobs.len() {
+                *page += 1;
+                *job = 0;
+            }
+            if *page >= pages.len() {
+                continue;
+            }
+            any_left = true;
+            if *first > position {
+                continue;
+            }
+            visit(Slot {
+                part: *part as u32,
+                page: *page as u32,
+                job: *job as u32,
+            });
+            *job += 1;
+            emitted = true;
+        }
+        if !any_left {
+            return;
+        }
+        position = if emitted {
+            position + 1
+        } else {
+            // A gap before the next part starts: jump to it.
+            let next = walks.iter().map(|w| w.2).filter(|&f| f > position).min();
+            next.unwrap_or(position + 1)
+        };
+    }
 }
 
 /// One part's jobs in cluster order.
