@@ -20,6 +20,7 @@
 //!   header.
 
 pub mod body;
+mod fast;
 pub mod list;
 pub mod merge;
 pub mod order;
@@ -288,76 +289,6 @@ impl JobLists {
         (Ok(Whole::List(Arc::new(list))), stats)
     }
 
-    /// The `--fast-paging` plan: each node's size by bisection with
-    /// `limit=1` probes, then only each node's share of the page. `None`
-    /// when a job with a start time shows up (the plan does not apply) or a
-    /// node fails between the two phases.
-    async fn serve_fast(
-        &self,
-        nodes: &[Node],
-        path: &str,
-        query: PageQuery,
-        headers: &CallHeaders,
-        stats: &mut FanoutStats,
-    ) -> Option<Result<Answer, SidecarError>> {
-        let probed = self
-            .each_node(nodes, |node| self.probe_size(node, path, headers))
-            .await;
-        if probed
-            .iter()
-            .any(|(r, _)| r.as_ref().is_ok_and(|p| p.timed))
-        {
-            return None;
-        }
-        let sizes: Vec<u64> = probed
-            .iter()
-            .filter_map(|(r, _)| r.as_ref().ok())
-            .map(|p| p.size)
-            .collect();
-        let mut shares = plan::shares(&sizes, query.offset, query.limit).into_iter();
-        let total: u64 = sizes.iter().sum();
-
-        let fetches = nodes.iter().zip(&probed).map(|(node, (probe, _))| {
-            let share = probe.as_ref().ok().and_then(|_| shares.next());
-            async move {
-                match share {
-                    Some(range) => self.fetch_range(node, path, range, headers).await,
-                    None => (Err(FailureKind::Unhealthy), 0),
-                }
-            }
-        });
-        let fetched = join_all(fetches).await;
-
-        let mut parts = Vec::with_capacity(nodes.len());
-        for ((probe, probe_calls), (fetch, fetch_calls)) in probed.into_iter().zip(fetched) {
-            stats.calls += probe_calls;
-            stats.jobs_fetched += probe.as_ref().map_or(0, |p| p.fetched);
-            parts.push(match probe {
-                Err(kind) => (Err(kind), fetch_calls),
-                Ok(_) => (fetch, fetch_calls),
-            });
-        }
-        let timed = parts
-            .iter()
-            .filter_map(|(r, _)| r.as_ref().ok())
-            .any(|p| p.pages.iter().any(|pg| pg.jobs.iter().any(|j| j.timed)));
-        if timed || !probe_failures_only(&parts) {
-            return None;
-        }
-        let (arrived, failures) = match self.gather(nodes, parts, stats) {
-            Ok(Gathered::Parts(arrived, failures)) => (arrived, failures),
-            Ok(Gathered::Relayed(answer)) => return Some(Ok(answer)),
-            Err(err) => return Some(Err(err)),
-        };
-        let page = merge::merge_page(&list::views(&arrived), total);
-        stats.partial = !failures.is_empty();
-        let addr_of = |node| arrived.iter().find(|a| a.index == node).map(|a| a.addr);
-        let body = |page: &merge::MergedPage<'_>, failures: &[NodeFailure]| {
-            Body::Full(render::render(page, failures))
-        };
-        Some(Ok(self.respond(&page, &failures, stats, addr_of, body)))
-    }
-
     /// Runs `call` on every healthy node at once; an unhealthy node fails
     /// without a call. Each result comes with the number of calls made.
     async fn each_node<'n, T, F, Fut>(&self, nodes: &'n [Node], call: F) -> Vec<Fetched<T>>
@@ -499,79 +430,6 @@ impl JobLists {
         }
     }
 
-    /// Reads positions `range` of one node's list (at most one engine page).
-    async fn fetch_range(
-        &self,
-        node: &Node,
-        path: &str,
-        range: std::ops::Range<u64>,
-        headers: &CallHeaders,
-    ) -> Fetched<NodePart> {
-        let first_position = range.start;
-        if range.is_empty() {
-            return (
-                Ok(NodePart {
-                    pages: Vec::new(),
-                    first_position,
-                }),
-                0,
-            );
-        }
-        let limit = range.end - range.start;
-        match self
-            .fetch_page(node, path, range.start, limit, headers)
-            .await
-        {
-            Ok(page) if page.jobs.len() as u64 == limit => (
-                Ok(NodePart {
-                    pages: vec![page],
-                    first_position,
-                }),
-                1,
-            ),
-            Ok(page) => {
-                let detail = format!(
-                    "list shrank while paging: {} of {limit} jobs",
-                    page.jobs.len()
-                );
-                (Err(FailureKind::BadBody(detail)), 1)
-            }
-            Err(kind) => (Err(kind), 1),
-        }
-    }
-
-    /// How many jobs a node holds, by bisection with `limit=1` probes.
-    async fn probe_size(&self, node: &Node, path: &str, headers: &CallHeaders) -> Fetched<Probe> {
-        let mut search = plan::SizeSearch::new(self.plan.max_jobs());
-        let mut probe = Probe {
-            size: 0,
-            fetched: 0,
-            timed: false,
-        };
-        let mut calls = 0;
-        let key = (node.addr, path.to_string());
-        let guess = self.sizes.get(&key).map(|size| *size);
-        while let Some(offset) = search.probe_near(guess) {
-            calls += 1;
-            let page = match self.fetch_page(node, path, offset, 1, headers).await {
-                Ok(page) => page,
-                Err(kind) => return (Err(kind), calls),
-            };
-            probe.fetched += page.jobs.len() as u64;
-            if page.jobs.iter().any(|j| j.timed) {
-                probe.timed = true;
-                return (Ok(probe), calls);
-            }
-            search.found(offset, !page.jobs.is_empty());
-        }
-        probe.size = search.size().unwrap_or_default();
-        if self.sizes.len() >= MAX_REMEMBERED_SIZES {
-            self.sizes.clear();
-        }
-        self.sizes.insert(key, probe.size);
-        (Ok(probe), calls)
-    }
-
     /// One page of one node's list.
     async fn fetch_page(
         &self,
@@ -621,19 +479,6 @@ impl JobLists {
 
 /// A node's result and the number of calls it took.
 type Fetched<T> = (Result<T, FailureKind>, u64);
-
-/// What the size probes of one node found.
-struct Probe {
-    size: u64,
-    fetched: u64,
-    timed: bool,
-}
-
-/// Whether every failed part failed already in the probe phase (so the
-/// shares were computed without it and the page is still exact).
-fn probe_failures_only(parts: &[Fetched<NodePart>]) -> bool {
-    parts.iter().all(|(r, calls)| r.is_ok() || *calls == 0)
-}
 
 /// Whether a page body is small enough to render at once.
 fn body_is_small(body: &render::PageBody) -> bool {

@@ -68,16 +68,32 @@ async fn a_deep_page_costs_about_the_page() {
         );
     }
 
-    // Sizes are remembered: the next deep page confirms them with two probes
-    // per node, one of which returns a job.
+    // Sizes are remembered: the next deep page is one round trip, each
+    // node's share fetched together with one call confirming its size.
     let before = fetched(&sidecar).await;
+    let calls_before: Vec<u64> = nodes.iter().map(|n| n.requests()).collect();
     let resp = get(&sidecar.url(&list_path("?offset=300000&limit=100")), &[]).await;
     assert_eq!(resp.status, 200);
+    let want: Vec<String> = order
+        .iter()
+        .skip(300_000)
+        .take(100)
+        .map(|(p, n)| lists[*n][*p].id.clone())
+        .collect();
+    assert_eq!(resp.job_ids(), want, "exact with remembered sizes");
     let cost = fetched(&sidecar).await - before;
     assert!(
         cost <= (100 + nodes.len()) as f64,
         "{cost} jobs fetched with known sizes"
     );
+    for (node, before) in nodes.iter().zip(calls_before) {
+        // Node 3 (60000 jobs) has no share of this page: no fetch.
+        let calls = node.requests() - before;
+        assert!(
+            (1..=2).contains(&calls),
+            "a confirmation and at most a share: {calls}"
+        );
+    }
 
     // A node whose list changed is probed again, and the page is still exact.
     lists[3].truncate(50_000);
@@ -96,6 +112,24 @@ async fn a_deep_page_costs_about_the_page() {
         .map(|(p, n)| lists[*n][*p].id.clone())
         .collect();
     assert_eq!(resp.job_ids(), want, "exact after a node's list shrank");
+
+    // And one that grew.
+    lists[0].extend(jobs::generate(Dialect::Persistence, 7, 99, "movies"));
+    nodes[0].set_jobs(lists[0].clone());
+    let mut order: Vec<(usize, usize)> = Vec::new();
+    for (n, list) in lists.iter().enumerate() {
+        order.extend((0..list.len()).map(|p| (p, n)));
+    }
+    order.sort();
+    let resp = get(&sidecar.url(&list_path("?offset=249950&limit=100")), &[]).await;
+    assert_eq!(resp.json()["totalCount"], order.len());
+    let want: Vec<String> = order
+        .iter()
+        .skip(249_950)
+        .take(100)
+        .map(|(p, n)| lists[*n][*p].id.clone())
+        .collect();
+    assert_eq!(resp.job_ids(), want, "exact after a node's list grew");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
