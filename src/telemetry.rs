@@ -7,6 +7,7 @@
 //! dependencies' DEBUG and TRACE output, which does, is always dropped
 //! (`tests/admin.rs` checks a trace run for planted credentials).
 
+use tracing::level_filters::LevelFilter;
 use tracing::{Level, Metadata};
 use tracing_subscriber::filter::{filter_fn, EnvFilter};
 use tracing_subscriber::layer::SubscriberExt;
@@ -30,9 +31,13 @@ pub fn init(format: LogFormat, level: Option<&str>) {
         LogFormat::Json => fmt.json().boxed(),
         LogFormat::Text => fmt.boxed(),
     };
+    // Without a hint the filter function would leave the global maximum
+    // level at TRACE, and every `log::debug!` and `trace!` on Pingora's
+    // request path would reach the `log` bridge only to be dropped there.
+    let hint = filter.max_level_hint().unwrap_or(LevelFilter::TRACE);
     let layer = fmt
         .with_filter(filter)
-        .with_filter(filter_fn(quiet_dependencies));
+        .with_filter(filter_fn(quiet_dependencies).with_max_level_hint(hint));
     // An error means a subscriber is already installed (tests): keep it.
     let _ = tracing_subscriber::registry().with(layer).try_init();
 }
