@@ -359,7 +359,7 @@ impl ProxyHttp for Sidecar {
 
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
@@ -369,6 +369,9 @@ impl ProxyHttp for Sidecar {
             }
         }
         upstream_response.insert_header(REQUEST_ID, ctx.request_id.as_str())?;
+        if !may_create_jobs(&session.req_header().method) {
+            return Ok(());
+        }
         let json = upstream_response
             .headers
             .get(CONTENT_TYPE)
@@ -569,6 +572,17 @@ impl RequestCtx {
     fn fanout_ran(&self) -> bool {
         self.calls > 0
     }
+}
+
+/// Whether a request can start an async job, whose reply then names it: the
+/// engine's async APIs (algorithms, imports, exports, async Cypher, index and
+/// graph changes) are never a safe method, so replies to GET, HEAD, OPTIONS
+/// and TRACE are not read for job IDs.
+fn may_create_jobs(method: &Method) -> bool {
+    !matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    )
 }
 
 fn is_idempotent(method: &Method) -> bool {
