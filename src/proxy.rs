@@ -338,7 +338,7 @@ impl ProxyHttp for Sidecar {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        for name in headers::hop_by_hop_names(&upstream_request.headers) {
+        for name in headers::present_hop_by_hop(&upstream_request.headers) {
             if name != "transfer-encoding" {
                 upstream_request.remove_header(name.as_str());
             }
@@ -363,7 +363,7 @@ impl ProxyHttp for Sidecar {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        for name in headers::hop_by_hop_names(&upstream_response.headers) {
+        for name in headers::present_hop_by_hop(&upstream_response.headers) {
             if !matches!(name.as_str(), "transfer-encoding" | "connection") {
                 upstream_response.remove_header(name.as_str());
             }
