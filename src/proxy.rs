@@ -514,12 +514,7 @@ fn record_metrics(ctx: &RequestCtx, fanout: &FanoutStats, status: u16, e: Option
     let m = metrics();
     let route = ctx.route.name();
     let elapsed = ctx.started.elapsed();
-    m.requests
-        .with_label_values(&[route, &status.to_string()])
-        .inc();
-    m.request_duration
-        .with_label_values(&[route])
-        .observe(elapsed.as_secs_f64());
+    m.request(route, status, elapsed);
     if ctx.route == Route::JobList && ctx.fanout_ran() {
         m.jobs_fetched.inc_by(fanout.jobs_fetched);
         m.jobs_returned.inc_by(fanout.jobs_returned);

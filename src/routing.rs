@@ -58,6 +58,9 @@ impl Route {
         }
     }
 
+    /// Every route's [`name`](Route::name).
+    pub const NAMES: [&'static str; 4] = ["bad_path", "job_list", "job", "forward"];
+
     /// A short name for logs and metrics.
     pub fn name(&self) -> &'static str {
         match self {
@@ -82,6 +85,13 @@ mod tests {
     fn job(id: &str) -> Route {
         Route::Job {
             job_id: id.to_string(),
+        }
+    }
+
+    #[test]
+    fn names_lists_every_route() {
+        for route in [Route::BadPath, Route::JobList, job("x"), Route::Forward] {
+            assert!(Route::NAMES.contains(&route.name()), "{route:?}");
         }
     }
 
