@@ -179,10 +179,13 @@ pub fn hop_by_hop_names(headers: &HeaderMap) -> Vec<String> {
 /// [`hop_by_hop_names`] that are present, lowercased. Nothing is allocated
 /// for a message that has none, the common case on the forwarded path.
 pub fn present_hop_by_hop(headers: &HeaderMap) -> Vec<String> {
-    let mut present: Vec<String> = HOP_BY_HOP
-        .iter()
-        .filter(|name| headers.contains_key(**name))
-        .map(|name| name.to_string())
+    // A pass over the few names a message has, without hashing or parsing a
+    // name for each entry of the fixed list.
+    let mut present: Vec<String> = headers
+        .keys()
+        .map(HeaderName::as_str)
+        .filter(|name| HOP_BY_HOP.contains(name))
+        .map(str::to_string)
         .collect();
     for value in headers.get_all(CONNECTION) {
         if let Ok(value) = value.to_str() {
@@ -214,12 +217,17 @@ pub fn new_request_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let seed = *SEED.get_or_init(|| RandomState::new().hash_one(std::process::id()));
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!(
-        "{:016x}{:016x}",
-        mix(seed ^ n),
-        mix(seed.rotate_left(17) ^ !n)
-    )
+    let mut id = String::with_capacity(32);
+    for word in [mix(seed ^ n), mix(seed.rotate_left(17) ^ !n)] {
+        for shift in (0..16).rev() {
+            id.push(HEX[((word >> (shift * 4)) & 0xf) as usize] as char);
+        }
+    }
+    id
 }
+
+/// Lowercase hex digits.
+const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// SplitMix64's finaliser.
 fn mix(mut z: u64) -> u64 {
@@ -329,6 +337,9 @@ mod tests {
         let a = request_id(&HeaderMap::new());
         let b = request_id(&HeaderMap::new());
         assert_eq!(a.len(), 32);
+        assert!(a
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
         assert_ne!(a, b);
     }
 
