@@ -2,6 +2,7 @@
 //! `X-Forwarded-*`, and hop-by-hop headers that never cross the sidecar.
 
 use std::collections::hash_map::RandomState;
+use std::fmt::Write;
 use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -138,16 +139,28 @@ fn push_forwarding(
 /// The `X-Forwarded-For` to send: the downstream's, with the client's
 /// address appended.
 pub fn forwarded_for(headers: &HeaderMap, client: Option<IpAddr>) -> Option<HeaderValue> {
-    let prior: Vec<&str> = headers
+    let mut out = String::new();
+    let mut parts = 0;
+    for prior in headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .collect();
-    let mut parts: Vec<String> = prior.iter().map(|p| p.to_string()).collect();
-    if let Some(ip) = client {
-        parts.push(ip.to_string());
+    {
+        if parts > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(prior);
+        parts += 1;
     }
-    (!parts.is_empty()).then(|| HeaderValue::from_str(&parts.join(", ")).ok())?
+    if let Some(ip) = client {
+        if parts > 0 {
+            out.push_str(", ");
+        }
+        // Writing to a `String` cannot fail.
+        let _ = write!(out, "{ip}");
+        parts += 1;
+    }
+    (parts > 0).then(|| HeaderValue::from_str(&out).ok())?
 }
 
 /// Names of the hop-by-hop headers of a message: the fixed list plus every
@@ -160,6 +173,31 @@ pub fn hop_by_hop_names(headers: &HeaderMap) -> Vec<String> {
         }
     }
     names
+}
+
+/// The hop-by-hop headers a message actually carries: the names of
+/// [`hop_by_hop_names`] that are present, lowercased. Nothing is allocated
+/// for a message that has none, the common case on the forwarded path.
+pub fn present_hop_by_hop(headers: &HeaderMap) -> Vec<String> {
+    // A pass over the few names a message has, without hashing or parsing a
+    // name for each entry of the fixed list.
+    let mut present: Vec<String> = headers
+        .keys()
+        .map(HeaderName::as_str)
+        .filter(|name| HOP_BY_HOP.contains(name))
+        .map(str::to_string)
+        .collect();
+    for value in headers.get_all(CONNECTION) {
+        if let Ok(value) = value.to_str() {
+            present.extend(
+                value
+                    .split(',')
+                    .map(|t| t.trim().to_ascii_lowercase())
+                    .filter(|t| headers.contains_key(t.as_str())),
+            );
+        }
+    }
+    present
 }
 
 /// The request ID to use: the downstream's when it sent a usable one, else a
@@ -179,12 +217,17 @@ pub fn new_request_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let seed = *SEED.get_or_init(|| RandomState::new().hash_one(std::process::id()));
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!(
-        "{:016x}{:016x}",
-        mix(seed ^ n),
-        mix(seed.rotate_left(17) ^ !n)
-    )
+    let mut id = String::with_capacity(32);
+    for word in [mix(seed ^ n), mix(seed.rotate_left(17) ^ !n)] {
+        for shift in (0..16).rev() {
+            id.push(HEX[((word >> (shift * 4)) & 0xf) as usize] as char);
+        }
+    }
+    id
 }
+
+/// Lowercase hex digits.
+const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// SplitMix64's finaliser.
 fn mix(mut z: u64) -> u64 {
@@ -260,11 +303,43 @@ mod tests {
     }
 
     #[test]
+    fn present_hop_by_hop_lists_only_what_is_there() {
+        assert!(present_hop_by_hop(&map(&[("host", "h"), ("accept", "*/*")])).is_empty());
+        let h = map(&[
+            ("connection", "keep-alive, X-Hop, x-absent"),
+            ("x-hop", "p"),
+            ("te", "trailers"),
+        ]);
+        assert_eq!(present_hop_by_hop(&h), ["connection", "te", "x-hop"]);
+    }
+
+    #[test]
+    fn forwarded_for_appends_the_client() {
+        let ip = Some("2.2.2.2".parse().expect("ip"));
+        assert_eq!(
+            forwarded_for(&HeaderMap::new(), ip).expect("xff"),
+            "2.2.2.2"
+        );
+        let h = map(&[
+            ("x-forwarded-for", "1.1.1.1"),
+            ("x-forwarded-for", "3.3.3.3"),
+        ]);
+        assert_eq!(
+            forwarded_for(&h, ip).expect("xff"),
+            "1.1.1.1, 3.3.3.3, 2.2.2.2"
+        );
+        assert!(forwarded_for(&HeaderMap::new(), None).is_none());
+    }
+
+    #[test]
     fn request_ids_are_kept_or_made_unique() {
         assert_eq!(request_id(&map(&[("x-request-id", "abc")])), "abc");
         let a = request_id(&HeaderMap::new());
         let b = request_id(&HeaderMap::new());
         assert_eq!(a.len(), 32);
+        assert!(a
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
         assert_ne!(a, b);
     }
 

@@ -7,6 +7,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use crate::routing::Route;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -23,9 +24,14 @@ const RATIO_BUCKETS: &[f64] = &[
     1.0, 1.5, 2.0, 4.0, 10.0, 100.0, 1_000.0, 10_000.0, 100_000.0,
 ];
 
+/// Statuses with a pre-resolved `requests` handle: 100 to 599.
+const STATUSES: std::ops::Range<u16> = 100..600;
+
 /// The sidecar's metrics.
 pub struct Metrics {
     registry: Registry,
+    /// Handles of `requests` and `request_duration` for each route.
+    routes: Vec<RouteHandles>,
     /// Downstream requests by route and status.
     pub requests: IntCounterVec,
     /// Downstream request latency by route.
@@ -50,6 +56,15 @@ pub struct Metrics {
     pub job_index_entries: IntGauge,
     /// Requests in flight.
     pub in_flight: IntGauge,
+}
+
+/// One route's handles. A labelled lookup hashes the labels and takes a lock,
+/// which every forwarded request would otherwise pay twice.
+struct RouteHandles {
+    route: &'static str,
+    duration: Histogram,
+    /// `requests` by status (index: status - 100), resolved on first use.
+    by_status: Box<[OnceLock<IntCounter>]>,
 }
 
 /// The process-wide metrics.
@@ -90,6 +105,14 @@ impl Metrics {
             &["route"],
             LATENCY_BUCKETS,
         );
+        let routes = Route::NAMES
+            .iter()
+            .map(|&route| RouteHandles {
+                route,
+                duration: request_duration.with_label_values(&[route]),
+                by_status: STATUSES.map(|_| OnceLock::new()).collect(),
+            })
+            .collect();
         let node_calls = counter(
             "ges_sidecar_node_calls_total",
             "Calls made to engine nodes (fan-out, job search and forwarded requests).",
@@ -159,6 +182,7 @@ impl Metrics {
             .expect("metric names must be unique");
         Metrics {
             registry,
+            routes,
             requests,
             request_duration,
             node_calls,
@@ -171,6 +195,36 @@ impl Metrics {
             nodes,
             job_index_entries,
             in_flight,
+        }
+    }
+
+    /// Records one downstream request on `route` answered with `status`
+    /// after `elapsed`.
+    pub fn request(&self, route: &str, status: u16, elapsed: Duration) {
+        let Some(handles) = self.routes.iter().find(|h| h.route == route) else {
+            self.requests
+                .with_label_values(&[route, &status.to_string()])
+                .inc();
+            self.request_duration
+                .with_label_values(&[route])
+                .observe(elapsed.as_secs_f64());
+            return;
+        };
+        handles.duration.observe(elapsed.as_secs_f64());
+        match handles
+            .by_status
+            .get(usize::from(status.wrapping_sub(STATUSES.start)))
+        {
+            Some(cell) => cell
+                .get_or_init(|| {
+                    self.requests
+                        .with_label_values(&[route, &status.to_string()])
+                })
+                .inc(),
+            None => self
+                .requests
+                .with_label_values(&[route, &status.to_string()])
+                .inc(),
         }
     }
 
@@ -204,10 +258,7 @@ mod tests {
     #[test]
     fn every_metric_renders_with_its_unit_in_the_name() {
         let m = metrics();
-        m.requests.with_label_values(&["job_list", "200"]).inc();
-        m.request_duration
-            .with_label_values(&["job_list"])
-            .observe(0.01);
+        m.request("job_list", 200, Duration::from_millis(10));
         m.node_call("http://10.0.0.1:80", Duration::from_millis(3));
         m.node_failure("http://10.0.0.1:80", "timeout");
         m.nodes.with_label_values(&["healthy"]).set(1);
@@ -228,5 +279,21 @@ mod tests {
         ] {
             assert!(text.contains(name), "{name} missing from\n{text}");
         }
+    }
+
+    #[test]
+    fn pre_resolved_handles_count_like_labelled_lookups() {
+        let m = metrics();
+        let count = |status: &str| m.requests.with_label_values(&["bad_path", status]).get();
+        let before = [count("400"), count("0"), count("999")];
+        m.request("bad_path", 400, Duration::from_millis(1));
+        m.request("bad_path", 400, Duration::from_millis(1));
+        m.request("bad_path", 0, Duration::from_millis(1));
+        m.request("bad_path", 999, Duration::from_millis(1));
+        assert_eq!(
+            [count("400"), count("0"), count("999")],
+            [before[0] + 2, before[1] + 1, before[2] + 1],
+            "statuses outside 100-599 are counted too"
+        );
     }
 }

@@ -25,7 +25,7 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::FailToProxy;
 use tokio::sync::Semaphore;
-use tracing::{debug, info, info_span, warn, Instrument, Span};
+use tracing::{debug, info, info_span, warn, Instrument, Level, Span};
 
 use crate::aggregate::share::Source;
 use crate::aggregate::{Answer, Body, FanoutStats, JobLists, PageQuery};
@@ -45,6 +45,8 @@ const NO_NODE: &str = "NoEngineNode";
 const BODY_TOO_LARGE: &str = "RequestBodyTooLarge";
 /// Replies up to this size are read for job IDs.
 const LEARN_MAX_BYTES: usize = 64 * 1024;
+/// The access log's target.
+const ACCESS_LOG: &str = "ges_sidecar::access";
 
 /// The proxy: the state every request shares.
 pub struct Sidecar {
@@ -72,7 +74,8 @@ pub struct RequestCtx {
     request_bytes: usize,
     learn: Option<BytesMut>,
     source: Option<Source>,
-    span: Span,
+    /// The request span, made on first use (see [`RequestCtx::span`]).
+    span: Option<Span>,
     _in_flight: InFlight,
 }
 
@@ -119,7 +122,7 @@ impl Sidecar {
         let (result, stats, source) = self
             .job_lists
             .serve_shared(&path, query, &headers)
-            .instrument(ctx.span.clone())
+            .instrument(ctx.span(&req.method).clone())
             .await;
         ctx.calls = stats.calls;
         ctx.fanout = Some(stats);
@@ -127,7 +130,8 @@ impl Sidecar {
         match result {
             Ok(answer) => write_answer(session, ctx, &answer).await,
             Err(err) => {
-                ctx.span.in_scope(|| warn!(error = %err, "Job list failed"));
+                let span = ctx.span(&session.req_header().method);
+                span.in_scope(|| warn!(error = %err, "Job list failed"));
                 write_error(session, ctx, &err).await
             }
         }
@@ -160,7 +164,7 @@ impl Sidecar {
         let result = self
             .locator
             .locate(job_id, &replay, preferred)
-            .instrument(ctx.span.clone())
+            .instrument(ctx.span(&req.method).clone())
             .await;
         match result {
             Ok(found) => {
@@ -169,7 +173,8 @@ impl Sidecar {
                 write_answer(session, ctx, &found.answer).await
             }
             Err(err) => {
-                ctx.span.in_scope(|| warn!(error = %err, "Job call failed"));
+                let span = ctx.span(&session.req_header().method);
+                span.in_scope(|| warn!(error = %err, "Job call failed"));
                 write_error(session, ctx, &err).await
             }
         }
@@ -209,7 +214,7 @@ impl ProxyHttp for Sidecar {
             request_bytes: 0,
             learn: None,
             source: None,
-            span: Span::none(),
+            span: None,
             _in_flight: self.lifecycle.track(),
         }
     }
@@ -218,12 +223,6 @@ impl ProxyHttp for Sidecar {
         let req = session.req_header();
         ctx.request_id = headers::request_id(&req.headers);
         ctx.route = Route::classify(req.uri.path());
-        ctx.span = info_span!(
-            "request",
-            request_id = %ctx.request_id,
-            method = %req.method,
-            route = ctx.route.name(),
-        );
         let declared = req
             .headers
             .get(CONTENT_LENGTH)
@@ -241,8 +240,14 @@ impl ProxyHttp for Sidecar {
                 let reason = "Parameter error! the path has a `.`, `..` or empty segment".into();
                 write_error(session, ctx, &SidecarError::BadParameter(reason)).await?
             }
-            Route::JobList => self.serve_job_list(session, ctx).await?,
-            Route::Job { job_id } => self.serve_job(session, ctx, &job_id).await?,
+            Route::JobList => {
+                ctx.span(&session.req_header().method);
+                self.serve_job_list(session, ctx).await?
+            }
+            Route::Job { job_id } => {
+                ctx.span(&session.req_header().method);
+                self.serve_job(session, ctx, &job_id).await?
+            }
             Route::Forward => return Ok(false),
         }
         Ok(true)
@@ -299,7 +304,7 @@ impl ProxyHttp for Sidecar {
             && self.pool.has_other(&ctx.tried);
         e.set_retry(retry);
         if retry {
-            ctx.span
+            ctx.span(&session.req_header().method)
                 .in_scope(|| debug!(error = %e, "Connect failed; retrying on another node"));
         }
         e
@@ -333,7 +338,7 @@ impl ProxyHttp for Sidecar {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        for name in headers::hop_by_hop_names(&upstream_request.headers) {
+        for name in headers::present_hop_by_hop(&upstream_request.headers) {
             if name != "transfer-encoding" {
                 upstream_request.remove_header(name.as_str());
             }
@@ -354,16 +359,19 @@ impl ProxyHttp for Sidecar {
 
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        for name in headers::hop_by_hop_names(&upstream_response.headers) {
+        for name in headers::present_hop_by_hop(&upstream_response.headers) {
             if !matches!(name.as_str(), "transfer-encoding" | "connection") {
                 upstream_response.remove_header(name.as_str());
             }
         }
         upstream_response.insert_header(REQUEST_ID, ctx.request_id.as_str())?;
+        if !may_create_jobs(&session.req_header().method) {
+            return Ok(());
+        }
         let json = upstream_response
             .headers
             .get(CONTENT_TYPE)
@@ -475,12 +483,16 @@ impl ProxyHttp for Sidecar {
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let req = session.req_header();
-        let _enter = ctx.span.enter();
         let fanout = ctx.fanout.take().unwrap_or_default();
         record_metrics(ctx, &fanout, status, e);
+        if !tracing::enabled!(target: ACCESS_LOG, Level::INFO) {
+            return;
+        }
+        let span = ctx.span(&req.method).clone();
+        let _enter = span.enter();
         let failed: Vec<&str> = fanout.failures.iter().map(|(n, _)| n.as_str()).collect();
         info!(
-            target: "ges_sidecar::access",
+            target: ACCESS_LOG,
             method = %req.method,
             path = req.uri.path(),
             status,
@@ -502,12 +514,7 @@ fn record_metrics(ctx: &RequestCtx, fanout: &FanoutStats, status: u16, e: Option
     let m = metrics();
     let route = ctx.route.name();
     let elapsed = ctx.started.elapsed();
-    m.requests
-        .with_label_values(&[route, &status.to_string()])
-        .inc();
-    m.request_duration
-        .with_label_values(&[route])
-        .observe(elapsed.as_secs_f64());
+    m.request(route, status, elapsed);
     if ctx.route == Route::JobList && ctx.fanout_ran() {
         m.jobs_fetched.inc_by(fanout.jobs_fetched);
         m.jobs_returned.inc_by(fanout.jobs_returned);
@@ -539,10 +546,38 @@ fn record_metrics(ctx: &RequestCtx, fanout: &FanoutStats, status: u16, e: Option
 // === impl RequestCtx ===
 
 impl RequestCtx {
+    /// The request span, made now if this request has none yet. The job list
+    /// and per-job calls make it at once; a forwarded request only when
+    /// something is logged for it (a retry, the access log), because the
+    /// subscriber formats a span's fields when it is made, and most forwarded
+    /// requests log nothing.
+    fn span(&mut self, method: &Method) -> &Span {
+        let (request_id, route) = (&self.request_id, self.route.name());
+        self.span.get_or_insert_with(|| {
+            info_span!(
+                "request",
+                request_id = %request_id,
+                method = %method,
+                route,
+            )
+        })
+    }
+
     /// Whether a fan-out happened (not a request refused before it).
     fn fanout_ran(&self) -> bool {
         self.calls > 0
     }
+}
+
+/// Whether a request can start an async job, whose reply then names it: the
+/// engine's async APIs (algorithms, imports, exports, async Cypher, index and
+/// graph changes) are never a safe method, so replies to GET, HEAD, OPTIONS
+/// and TRACE are not read for job IDs.
+fn may_create_jobs(method: &Method) -> bool {
+    !matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    )
 }
 
 fn is_idempotent(method: &Method) -> bool {

@@ -58,6 +58,9 @@ impl Route {
         }
     }
 
+    /// Every route's [`name`](Route::name).
+    pub const NAMES: [&'static str; 4] = ["bad_path", "job_list", "job", "forward"];
+
     /// A short name for logs and metrics.
     pub fn name(&self) -> &'static str {
         match self {
@@ -69,10 +72,20 @@ impl Route {
     }
 }
 
-/// `.` or `..`, also written with `%2e`/`%2E`.
+/// `.` or `..`, also written with `%2e`/`%2E`. Reads the bytes in place:
+/// this runs for every segment of every request.
 fn is_dot_segment(segment: &str) -> bool {
-    let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
-    decoded == "." || decoded == ".."
+    let mut rest = segment.as_bytes();
+    let mut dots = 0;
+    while !rest.is_empty() && dots < 3 {
+        rest = match rest {
+            [b'.', tail @ ..] => tail,
+            [b'%', b'2', b'e' | b'E', tail @ ..] => tail,
+            _ => return false,
+        };
+        dots += 1;
+    }
+    rest.is_empty() && (dots == 1 || dots == 2)
 }
 
 #[cfg(test)]
@@ -82,6 +95,13 @@ mod tests {
     fn job(id: &str) -> Route {
         Route::Job {
             job_id: id.to_string(),
+        }
+    }
+
+    #[test]
+    fn names_lists_every_route() {
+        for route in [Route::BadPath, Route::JobList, job("x"), Route::Forward] {
+            assert!(Route::NAMES.contains(&route.name()), "{route:?}");
         }
     }
 
@@ -127,6 +147,27 @@ mod tests {
             Route::classify("/ges/v1.0/p1/graphs/g1/schema/"),
             Route::Forward
         );
+    }
+
+    #[test]
+    fn dot_segments_in_any_spelling() {
+        for segment in [".", "..", "%2e", "%2E", ".%2e", "%2E.", "%2e%2E"] {
+            assert!(is_dot_segment(segment), "{segment}");
+        }
+        for segment in [
+            "",
+            "...",
+            "%2e%2e%2e",
+            "a",
+            ".a",
+            "%2",
+            "%2f",
+            "%%2e",
+            "%2e%",
+            "e",
+        ] {
+            assert!(!is_dot_segment(segment), "{segment}");
+        }
     }
 
     #[test]

@@ -7,8 +7,9 @@
 //! dependencies' DEBUG and TRACE output, which does, is always dropped
 //! (`tests/admin.rs` checks a trace run for planted credentials).
 
+use tracing::level_filters::LevelFilter;
 use tracing::{Level, Metadata};
-use tracing_subscriber::filter::{filter_fn, EnvFilter};
+use tracing_subscriber::filter::{filter_fn, EnvFilter, FilterExt};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
@@ -30,9 +31,15 @@ pub fn init(format: LogFormat, level: Option<&str>) {
         LogFormat::Json => fmt.json().boxed(),
         LogFormat::Text => fmt.boxed(),
     };
-    let layer = fmt
-        .with_filter(filter)
-        .with_filter(filter_fn(quiet_dependencies));
+    // One filter for the one layer: two nested per-layer filters would make
+    // `enabled!` (and span creation) answer yes whenever the outer one does,
+    // since the inner one's verdict only applies when an event is written.
+    // The function's own hint (TRACE: it keeps the sidecar's lines at any
+    // level) lets the pair's hint be the `EnvFilter`'s, so the global maximum
+    // level is the configured one and Pingora's `log::debug!` and `trace!`
+    // calls stop at the `log` macro instead of reaching the bridge.
+    let quiet = filter_fn(quiet_dependencies).with_max_level_hint(LevelFilter::TRACE);
+    let layer = fmt.with_filter(filter.and(quiet));
     // An error means a subscriber is already installed (tests): keep it.
     let _ = tracing_subscriber::registry().with(layer).try_init();
 }
