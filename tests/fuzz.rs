@@ -318,11 +318,16 @@ fn check_page(page: &NodePage, limit: u64) {
         "no more jobs than asked for"
     );
     for (i, job) in page.jobs.iter().enumerate() {
-        assert!(job.raw.end <= page.body.len(), "job {i} lies in the body");
+        // `job_bytes` slices the body: it panics unless the job lies in it.
+        let bytes = page.job_bytes(i);
+        assert!(
+            job.timed || job.start_ms.is_none(),
+            "a start time needs a key"
+        );
         assert!(!page.id(i).is_empty(), "job {i} has an ID");
         // Grammar only: a valid number such as 1e999 does not fit a `Value`.
         let raw: Box<RawValue> =
-            serde_json::from_slice(page.job_bytes(i)).expect("job bytes are one JSON value");
+            serde_json::from_slice(bytes).expect("job bytes are one JSON value");
         assert!(raw.get().starts_with('{'), "job {i} is an object");
     }
 }

@@ -11,9 +11,8 @@
 //! above 100000000000. Anything else (empty, missing, negative, unparsable)
 //! counts as no start time.
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
-
-use serde_json::value::RawValue;
 
 /// Epoch values above this are milliseconds, below or equal seconds.
 pub const MILLIS_THRESHOLD: u64 = 100_000_000_000;
@@ -30,15 +29,18 @@ pub struct OrderKey {
     pub node: u32,
 }
 
-/// The start time of a job in epoch milliseconds, from the raw JSON value of
-/// its `startTime` field.
-pub fn start_time_ms(raw: &RawValue) -> Option<u64> {
-    let text = raw.get();
+/// The start time of a job in epoch milliseconds, from the JSON text of its
+/// `startTime` value (one whole JSON value, as the node sent it).
+pub fn start_time_ms(text: &str) -> Option<u64> {
     match text.as_bytes().first()? {
-        b'"' => {
-            let s: std::borrow::Cow<'_, str> = serde_json::from_str(text).ok()?;
-            parse_start_str(&s)
-        }
+        b'"' => match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+            // Most start times have no escapes: read them in place.
+            Some(s) if !s.bytes().any(|b| b == b'\\' || b == b'"') => parse_start_str(s),
+            _ => {
+                let s: Cow<'_, str> = serde_json::from_str(text).ok()?;
+                parse_start_str(&s)
+            }
+        },
         b'0'..=b'9' => parse_number(text),
         _ => None,
     }
@@ -46,10 +48,24 @@ pub fn start_time_ms(raw: &RawValue) -> Option<u64> {
 
 /// Parses a start time given as a string.
 pub fn parse_start_str(s: &str) -> Option<u64> {
-    if !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit()) {
-        return s.parse().ok().map(epoch_ms);
+    parse_start_bytes(s.as_bytes())
+}
+
+/// [`parse_start_str`] on the string's bytes, for callers that hold bytes.
+pub fn parse_start_bytes(s: &[u8]) -> Option<u64> {
+    // The common form first; the two cannot overlap (a date has dashes).
+    if let Some(ms) = parse_datetime(s) {
+        return Some(ms);
     }
-    parse_datetime(s)
+    if s.is_empty() || s.len() > 20 {
+        return None;
+    }
+    // Digits only (no sign), and no more than fit.
+    let n = s.iter().try_fold(0u64, |n, &c| {
+        let digit = c.is_ascii_digit().then(|| u64::from(c - b'0'))?;
+        n.checked_mul(10)?.checked_add(digit)
+    })?;
+    Some(epoch_ms(n))
 }
 
 /// A JSON number: an integer, or a non-negative decimal (fractions of a
@@ -79,19 +95,18 @@ fn epoch_ms(n: u64) -> u64 {
 }
 
 /// `yyyy-MM-dd HH:mm:ss` as UTC, strictly (zero-padded, valid calendar date).
-fn parse_datetime(s: &str) -> Option<u64> {
-    let b = s.as_bytes();
+fn parse_datetime(b: &[u8]) -> Option<u64> {
     if b.len() != 19 || b[4] != b'-' || b[7] != b'-' || b[10] != b' ' || b[13] != b':' {
         return None;
     }
     if b[16] != b':' {
         return None;
     }
+    // Digits only: no sign, no spaces.
     let num = |from: usize, to: usize| -> Option<u64> {
-        let part = &s[from..to];
-        part.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| part.parse().ok())?
+        b[from..to].iter().try_fold(0, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + u64::from(c - b'0'))
+        })
     };
     let (year, month, day) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
     let (hour, minute, second) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
@@ -145,10 +160,6 @@ impl OrderKey {
 mod tests {
     use super::*;
 
-    fn raw(json: &str) -> Box<RawValue> {
-        RawValue::from_string(json.to_string()).expect("valid JSON")
-    }
-
     #[test]
     fn datetime_is_utc() {
         assert_eq!(parse_start_str("1970-01-01 00:00:00"), Some(0));
@@ -180,25 +191,30 @@ mod tests {
 
     #[test]
     fn epoch_seconds_and_millis() {
-        assert_eq!(start_time_ms(&raw("1716458040")), Some(1_716_458_040_000));
+        assert_eq!(start_time_ms("1716458040"), Some(1_716_458_040_000));
+        assert_eq!(start_time_ms("1716458040000"), Some(1_716_458_040_000));
+        assert_eq!(start_time_ms("\"1716458040\""), Some(1_716_458_040_000));
+        assert_eq!(start_time_ms("100000000000"), Some(100_000_000_000_000));
+        assert_eq!(start_time_ms("100000000001"), Some(100_000_000_001));
+        assert_eq!(start_time_ms("1.5"), Some(1500));
+        assert_eq!(start_time_ms("-5"), None);
+        assert_eq!(start_time_ms("null"), None);
+        assert_eq!(start_time_ms("\"\""), None);
+        assert_eq!(start_time_ms("{}"), None);
+    }
+
+    #[test]
+    fn escaped_start_times_are_unescaped() {
         assert_eq!(
-            start_time_ms(&raw("1716458040000")),
+            start_time_ms(r#""2024-05-23\u002009:54:00""#),
             Some(1_716_458_040_000)
         );
         assert_eq!(
-            start_time_ms(&raw("\"1716458040\"")),
+            start_time_ms(r#""17164\u00358040""#),
             Some(1_716_458_040_000)
         );
-        assert_eq!(
-            start_time_ms(&raw("100000000000")),
-            Some(100_000_000_000_000)
-        );
-        assert_eq!(start_time_ms(&raw("100000000001")), Some(100_000_000_001));
-        assert_eq!(start_time_ms(&raw("1.5")), Some(1500));
-        assert_eq!(start_time_ms(&raw("-5")), None);
-        assert_eq!(start_time_ms(&raw("null")), None);
-        assert_eq!(start_time_ms(&raw("\"\"")), None);
-        assert_eq!(start_time_ms(&raw("{}")), None);
+        assert_eq!(start_time_ms(r#""1716458040\ud800""#), None);
+        assert_eq!(start_time_ms("\""), None);
     }
 
     #[test]
