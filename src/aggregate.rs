@@ -374,11 +374,11 @@ impl JobLists {
         stats.jobs_returned = page.jobs.len() as u64;
         let body = body(page, failures);
         let owners = self.pool.owners();
-        for job in &page.jobs {
-            if let Some(addr) = addr_of(job.node) {
-                owners.learn(job.id, addr);
-            }
-        }
+        owners.learn_all(
+            page.jobs
+                .iter()
+                .filter_map(|job| Some((job.id, addr_of(job.node)?))),
+        );
         let mut headers = Vec::new();
         if !failures.is_empty() {
             let names: Vec<&str> = failures.iter().map(|f| f.node.as_str()).collect();

@@ -5,7 +5,9 @@
 //! `lex`): job bytes are copied into the sidecar's own answer, so a body
 //! that is not JSON must never get that far.
 
+use std::hash::BuildHasher;
 use std::ops::Range;
+use std::sync::OnceLock;
 
 use bytes::Bytes;
 use serde::Deserialize;
@@ -37,6 +39,10 @@ pub struct JobEntry {
     raw: Range<u32>,
     /// The job ID (`jobId`, or `job_id`): see [`NodePage::id`].
     id: JobId,
+    /// [`id_hash`] of the ID, taken while the scan has it in cache: the
+    /// merge's duplicate check then reads the ID's bytes only when two
+    /// hashes are equal.
+    id_hash: u32,
     /// Start time in epoch milliseconds, if it has one.
     pub start_ms: Option<u64>,
     /// Whether the job has a `startTime` key at all (memory dialect), even
@@ -76,11 +82,60 @@ impl NodePage {
         }
     }
 
+    /// The ID of job `i` as bytes (UTF-8).
+    pub fn id_bytes(&self, i: usize) -> &[u8] {
+        match &self.jobs[i].id {
+            JobId::InBody(range) => &self.body[to_usize(range)],
+            JobId::Unescaped(id) => id.as_bytes(),
+        }
+    }
+
+    /// The ID of job `i` as a key for the duplicate check.
+    pub fn id_key(&self, i: usize) -> IdKey<'_> {
+        IdKey {
+            hash: self.jobs[i].id_hash,
+            bytes: self.id_bytes(i),
+        }
+    }
+
     /// The exact bytes of job `i`.
     pub fn job_bytes(&self, i: usize) -> &[u8] {
         &self.body[to_usize(&self.jobs[i].raw)]
     }
 }
+
+/// The hash of a job ID, the same for every page in this process (a seed
+/// drawn once, so that node-chosen IDs cannot aim at collisions).
+pub fn id_hash(id: &[u8]) -> u32 {
+    static SEED: OnceLock<foldhash::fast::RandomState> = OnceLock::new();
+    let hash = SEED.get_or_init(Default::default).hash_one(id);
+    // The high half: foldhash mixes it as well as the low one.
+    (hash >> 32) as u32
+}
+
+/// A job ID with its [`id_hash`]: equal keys have equal hashes, and unequal
+/// hashes decide without reading the ID.
+#[derive(Clone, Copy, Debug)]
+pub struct IdKey<'a> {
+    hash: u32,
+    bytes: &'a [u8],
+}
+
+impl IdKey<'_> {
+    /// The hash spread over 64 bits, for a hash table (which takes its
+    /// bucket from the low bits and a tag from the top ones).
+    pub fn table_hash(&self) -> u64 {
+        u64::from(self.hash).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
+}
+
+impl PartialEq for IdKey<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash && self.bytes == other.bytes
+    }
+}
+
+impl Eq for IdKey<'_> {}
 
 fn to_usize(range: &Range<u32>) -> Range<usize> {
     range.start as usize..range.end as usize

@@ -7,18 +7,19 @@
 //! order within that node whenever its start times do not go up (always for
 //! the persistence dialect, which has none): such a node is read as is, and
 //! only a node that breaks the order has its own jobs sorted. The nodes are
-//! then combined with a k-way merge on [`OrderKey`] (a heap of one cursor per
-//! node), so no global sort runs. A job ID seen earlier in that order is
-//! skipped (a hash set over IDs borrowed from the bodies), so `totalCount` is
+//! then combined with a k-way merge on [`OrderKey`] (one cursor per node, the
+//! smallest head found by a linear scan), so no global sort runs. A job ID seen earlier in that order is
+//! skipped (a hash set over IDs borrowed from the bodies, each hashed by the
+//! scan while it was in cache), so `totalCount` is
 //! the number of distinct IDs. The job objects are copied byte for byte from
 //! the node bodies.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashSet};
+use hashbrown::hash_table::{Entry, HashTable};
 
-use super::body::NodePage;
+use super::body::{IdKey, NodePage};
 use super::order::OrderKey;
 use super::query::PageQuery;
+use std::cmp::Reverse;
 
 pub use super::render::render;
 
@@ -94,19 +95,28 @@ pub fn cluster_order(parts: &[Part<'_>]) -> Vec<Slot> {
         .flat_map(|p| p.pages)
         .map(|p| p.jobs.len())
         .sum();
-    let mut seen: HashSet<&str, foldhash::fast::RandomState> =
-        HashSet::with_capacity_and_hasher(count, foldhash::fast::RandomState::default());
     let mut order = Vec::with_capacity(count);
+    // The jobs kept so far, as indexes into `order`, by ID hash: a small
+    // table, and an ID's bytes are read only when two hashes are equal.
+    let mut seen: HashTable<usize> = HashTable::with_capacity(count);
+    let mut keep = |slot: Slot| {
+        let key = id_of(parts, slot);
+        let kept = |i: &usize| id_of(parts, order[*i]);
+        if let Entry::Vacant(place) = seen.entry(
+            key.table_hash(),
+            |i| kept(i) == key,
+            |i| kept(i).table_hash(),
+        ) {
+            place.insert(order.len());
+            order.push(slot);
+        }
+    };
     if parts
         .iter()
         .flat_map(|p| p.pages)
         .all(|p| p.jobs.iter().all(|j| j.start_ms.is_none()))
     {
-        interleave(parts, |slot| {
-            if seen.insert(id_of(parts, slot)) {
-                order.push(slot);
-            }
-        });
+        interleave(parts, keep);
         return order;
     }
     let mut cursors: Vec<Cursor> = parts
@@ -114,21 +124,31 @@ pub fn cluster_order(parts: &[Part<'_>]) -> Vec<Slot> {
         .enumerate()
         .map(|(i, part)| Cursor::new(i as u32, part))
         .collect();
-    // Keys are unique (position and node), so the slot never decides.
-    let mut heap: BinaryHeap<Reverse<(OrderKey, usize, Slot)>> = cursors
-        .iter_mut()
-        .enumerate()
-        .filter_map(|(i, c)| c.next(parts).map(|(key, slot)| Reverse((key, i, slot))))
-        .collect();
-    while let Some(Reverse((_, i, slot))) = heap.pop() {
-        if seen.insert(id_of(parts, slot)) {
-            order.push(slot);
-        }
-        if let Some((key, next)) = cursors[i].next(parts) {
-            heap.push(Reverse((key, i, next)));
-        }
+    // Each cursor's next job; the smallest key goes next. A linear scan of
+    // the heads: there is one per node, a handful, and this beats a binary
+    // heap at that size (a heap would win with hundreds of nodes).
+    let mut heads: Vec<Option<(OrderKey, Slot)>> =
+        cursors.iter_mut().map(|c| c.next(parts)).collect();
+    while let Some(i) = smallest(&heads) {
+        let Some((_, slot)) = heads[i] else { break };
+        keep(slot);
+        heads[i] = cursors[i].next(parts);
     }
     order
+}
+
+/// The index of the head with the smallest key; keys are unique (position
+/// and node), so there are no ties.
+fn smallest(heads: &[Option<(OrderKey, Slot)>]) -> Option<usize> {
+    let mut best: Option<(OrderKey, usize)> = None;
+    for (i, head) in heads.iter().enumerate() {
+        if let Some((key, _)) = head {
+            if best.is_none_or(|(b, _)| *key < b) {
+                best = Some((*key, i));
+            }
+        }
+    }
+    best.map(|(_, i)| i)
 }
 
 /// Every job of `parts` in cluster order when none has a start time: by
@@ -280,8 +300,8 @@ fn in_cluster_order(part: &Part<'_>) -> bool {
     true
 }
 
-fn id_of<'a>(parts: &[Part<'a>], slot: Slot) -> &'a str {
-    parts[slot.part as usize].pages[slot.page as usize].id(slot.job as usize)
+fn id_of<'a>(parts: &[Part<'a>], slot: Slot) -> IdKey<'a> {
+    parts[slot.part as usize].pages[slot.page as usize].id_key(slot.job as usize)
 }
 
 fn pick<'a>(parts: &[Part<'a>], slot: Slot) -> Picked<'a> {

@@ -17,7 +17,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
 use serde::Deserialize;
@@ -26,9 +26,10 @@ use serde_json::value::RawValue;
 /// Job ID → owning node, bounded.
 pub struct JobOwners {
     /// ID → (owner, learning sequence number). Lookups clone the value out.
-    map: DashMap<Box<str>, (SocketAddr, u64)>,
-    /// IDs in learning order, with the sequence number they were queued at.
-    order: Mutex<VecDeque<(Box<str>, u64)>>,
+    map: DashMap<Arc<str>, (SocketAddr, u64), foldhash::fast::RandomState>,
+    /// IDs in learning order (sharing the map's copy of each ID), with the
+    /// sequence number they were queued at.
+    order: Mutex<VecDeque<(Arc<str>, u64)>>,
     next_seq: AtomicU64,
     capacity: usize,
 }
@@ -39,7 +40,7 @@ impl JobOwners {
     /// An empty index holding at most `capacity` IDs.
     pub fn new(capacity: usize) -> JobOwners {
         JobOwners {
-            map: DashMap::new(),
+            map: DashMap::with_hasher(foldhash::fast::RandomState::default()),
             order: Mutex::new(VecDeque::new()),
             next_seq: AtomicU64::new(0),
             capacity: capacity.max(1),
@@ -53,28 +54,38 @@ impl JobOwners {
 
     /// Records that `owner` holds `job_id`.
     pub fn learn(&self, job_id: &str, owner: SocketAddr) {
-        if self.map.get(job_id).is_some_and(|entry| entry.0 == owner) {
-            return;
-        }
-        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        self.map.insert(job_id.into(), (owner, seq));
-        let mut order = self
-            .order
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        order.push_back((job_id.into(), seq));
-        while self.map.len() > self.capacity {
-            let Some((id, queued)) = order.pop_front() else {
-                break;
-            };
-            // Only forget it if it was not learned again since it was queued.
-            self.map
-                .remove_if(&id, |_, (_, current)| *current == queued);
-        }
-        // Entries re-learned since they were queued leave stale queue items
-        // behind; drop them when the queue grows well past the map.
-        if order.len() > self.capacity.saturating_mul(2) {
-            order.retain(|(id, queued)| self.map.get(id).is_some_and(|e| e.1 == *queued));
+        self.learn_all([(job_id, owner)]);
+    }
+
+    /// Records each `(job ID, owner)` in turn, taking the queue's lock once.
+    pub fn learn_all<'a>(&self, jobs: impl IntoIterator<Item = (&'a str, SocketAddr)>) {
+        let mut order = None;
+        for (job_id, owner) in jobs {
+            if self.map.get(job_id).is_some_and(|entry| entry.0 == owner) {
+                continue;
+            }
+            let order = order.get_or_insert_with(|| {
+                self.order
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+            });
+            let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+            let id: Arc<str> = job_id.into();
+            self.map.insert(Arc::clone(&id), (owner, seq));
+            order.push_back((id, seq));
+            while self.map.len() > self.capacity {
+                let Some((id, queued)) = order.pop_front() else {
+                    break;
+                };
+                // Only forget it if it was not learned again since it was queued.
+                self.map
+                    .remove_if(&id, |_, (_, current)| *current == queued);
+            }
+            // Entries re-learned since they were queued leave stale queue
+            // items behind; drop them when the queue grows well past the map.
+            if order.len() > self.capacity.saturating_mul(2) {
+                order.retain(|(id, queued)| self.map.get(id).is_some_and(|e| e.1 == *queued));
+            }
         }
     }
 

@@ -18,7 +18,7 @@
 use std::fmt;
 
 use super::lex::{unescape, Bad, Cursor};
-use super::{JobEntry, JobId};
+use super::{id_hash, JobEntry, JobId};
 use crate::aggregate::order::{parse_start_bytes, start_time_ms};
 
 /// The job keys read, by their index in a job's fields.
@@ -295,11 +295,18 @@ impl ListScan<'_> {
             }
             _ => return Err(JobProblem::NoId),
         };
+        let id_hash = match &id {
+            JobId::InBody(range) => {
+                id_hash(&self.cur.bytes()[range.start as usize..range.end as usize])
+            }
+            JobId::Unescaped(text) => id_hash(text.as_bytes()),
+        };
         let start_time = fields[START_TIME];
         Ok(JobEntry {
             // The body is under 4 GiB (checked in `scan`).
             raw: raw.start as u32..raw.end as u32,
             id,
+            id_hash,
             start_ms: match start_time {
                 // What `start_time_ms` does with a string without escapes,
                 // without making it a `str` first.

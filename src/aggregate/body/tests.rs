@@ -231,3 +231,22 @@ fn nesting_deeper_than_the_cap_is_refused() {
     let err = NodePage::parse(Bytes::from(body), 1).expect_err("too deep");
     assert!(err.contains("nested too deep"), "{err}");
 }
+
+/// The duplicate check's key: the hash decides only when it differs; equal
+/// hashes (a collision) still compare the IDs.
+#[test]
+fn id_keys_compare_ids_when_hashes_collide() {
+    let key = |hash, bytes: &'static [u8]| IdKey { hash, bytes };
+    assert_eq!(key(7, b"a"), key(7, b"a"));
+    assert_ne!(key(7, b"a"), key(7, b"b"), "a collision is not a duplicate");
+    assert_ne!(key(7, b"a"), key(8, b"a"));
+
+    let page = NodePage::parse(
+        Bytes::from_static(br#"{"jobs":[{"jobId":"x1"},{"job_id":"x\u0031"},{"jobId":"y"}]}"#),
+        3,
+    )
+    .expect("a job list");
+    assert_eq!(page.id_key(0), page.id_key(1), "escaped or not, one ID");
+    assert_ne!(page.id_key(0), page.id_key(2));
+    assert_eq!(page.id_key(2).hash, id_hash(b"y"));
+}
