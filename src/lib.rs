@@ -16,11 +16,13 @@
 //! [`error`] is the one place where failures become HTTP statuses and GES
 //! error bodies; [`telemetry`] sets up tracing. [`engine`] is a stand-in GES
 //! engine node used by the tests, the demo and the benchmarks, and [`demo`]
-//! runs a small cluster of them behind the sidecar.
+//! runs a small cluster of them behind the sidecar. [`allocator`] pins
+//! glibc's mmap threshold at start, so memory goes back after big requests.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod admin;
 pub mod aggregate;
+pub mod allocator;
 pub mod config;
 pub mod demo;
 pub mod engine;

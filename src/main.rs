@@ -5,12 +5,22 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use ges_sidecar::config::{Cli, Command, Config};
-use ges_sidecar::{demo, server, telemetry};
+use ges_sidecar::{allocator, demo, server, telemetry};
 
 fn main() -> ExitCode {
+    // First, before any thread or allocation that matters: this may
+    // re-execute the binary.
+    let pinned = allocator::pin_mmap_threshold();
     let cli = Cli::parse();
     let (format, level) = Config::peek_logging(&cli.proxy);
     telemetry::init(format, level.as_deref());
+    match (pinned, allocator::pinned_threshold()) {
+        (Err(reason), _) => {
+            tracing::warn!(%reason, "Memory freed after large requests may not go back to the system");
+        }
+        (Ok(()), Some(bytes)) => tracing::debug!(%bytes, "glibc mmap threshold pinned"),
+        (Ok(()), None) => {}
+    }
 
     if let Some(Command::Demo(args)) = cli.command {
         return demo::run(cli.proxy, &args);
