@@ -29,6 +29,8 @@ pub struct NodePage {
     pub jobs: Vec<JobEntry>,
     /// `totalCount` when the node sent one (persistence dialect).
     pub total_count: Option<u64>,
+    /// The IDs written with escapes, unescaped, by job index (ascending).
+    unescaped: Vec<(u32, Box<str>)>,
 }
 
 /// One job of a page.
@@ -37,8 +39,12 @@ pub struct JobEntry {
     /// Where the job's JSON object sits in the page body (bodies are under
     /// 4 GiB): see [`NodePage::job_bytes`].
     raw: Range<u32>,
-    /// The job ID (`jobId`, or `job_id`): see [`NodePage::id`].
-    id: JobId,
+    /// Where the job ID (`jobId`, or `job_id`) sits in the body, between
+    /// its quotes: see [`NodePage::id`].
+    id: Range<u32>,
+    /// Whether the ID is written with escapes (then the page keeps it
+    /// unescaped; rare, so not in every entry).
+    id_escaped: bool,
     /// [`id_hash`] of the ID, taken while the scan has it in cache: the
     /// merge's duplicate check then reads the ID's bytes only when two
     /// hashes are equal.
@@ -50,43 +56,51 @@ pub struct JobEntry {
     pub timed: bool,
 }
 
-/// Where a job ID is: most IDs have no escapes and are read in place from
-/// the body; the others are unescaped once.
-#[derive(Debug)]
-enum JobId {
-    InBody(Range<u32>),
-    Unescaped(Box<str>),
-}
-
 // === impl NodePage ===
 
 impl NodePage {
     /// Parses a 200 body. `limit` is what was asked for: a node that sends
     /// more is broken. The error says what is wrong, without body content.
     pub fn parse(body: Bytes, limit: u64) -> Result<NodePage, String> {
-        let scan::Scanned { jobs, total_count } = scan::scan(&body, limit)?;
+        let scan::Scanned {
+            jobs,
+            unescaped,
+            total_count,
+        } = scan::scan(&body, limit)?;
         Ok(NodePage {
             body,
             jobs,
             total_count,
+            unescaped,
         })
     }
 
     /// The ID of job `i`.
     pub fn id(&self, i: usize) -> &str {
-        match &self.jobs[i].id {
+        match self.unescaped_id(i) {
+            Some(id) => id,
             // The range was checked to be a whole JSON string without
             // escapes, so it is UTF-8.
-            JobId::InBody(range) => std::str::from_utf8(&self.body[to_usize(range)]).unwrap_or(""),
-            JobId::Unescaped(id) => id,
+            None => std::str::from_utf8(&self.body[to_usize(&self.jobs[i].id)]).unwrap_or(""),
         }
+    }
+
+    fn unescaped_id(&self, i: usize) -> Option<&str> {
+        if !self.jobs[i].id_escaped {
+            return None;
+        }
+        let at = self
+            .unescaped
+            .binary_search_by_key(&i, |(job, _)| *job as usize)
+            .ok()?;
+        Some(&self.unescaped[at].1)
     }
 
     /// The ID of job `i` as bytes (UTF-8).
     pub fn id_bytes(&self, i: usize) -> &[u8] {
-        match &self.jobs[i].id {
-            JobId::InBody(range) => &self.body[to_usize(range)],
-            JobId::Unescaped(id) => id.as_bytes(),
+        match self.unescaped_id(i) {
+            Some(id) => id.as_bytes(),
+            None => &self.body[to_usize(&self.jobs[i].id)],
         }
     }
 

@@ -18,7 +18,7 @@
 use std::fmt;
 
 use super::lex::{unescape, Bad, Cursor};
-use super::{id_hash, JobEntry, JobId};
+use super::{id_hash, JobEntry};
 use crate::aggregate::order::{parse_start_bytes, start_time_ms};
 
 /// The job keys read, by their index in a job's fields.
@@ -33,6 +33,7 @@ const IN_JOB: u32 = 3;
 /// What a body holds besides itself.
 pub(super) struct Scanned {
     pub(super) jobs: Vec<JobEntry>,
+    pub(super) unescaped: Vec<(u32, Box<str>)>,
     pub(super) total_count: Option<u64>,
 }
 
@@ -104,6 +105,8 @@ struct ListScan<'a> {
     cur: Cursor<'a>,
     limit: u64,
     jobs: Vec<JobEntry>,
+    /// The IDs written with escapes, unescaped, by job index.
+    unescaped: Vec<(u32, Box<str>)>,
     /// Elements of `jobs` so far, including those over the limit.
     count: u64,
     /// The first job that is not usable, and why.
@@ -120,6 +123,7 @@ pub(super) fn scan(body: &[u8], limit: u64) -> Result<Scanned, String> {
         cur: Cursor::new(body),
         limit,
         jobs: Vec::new(),
+        unescaped: Vec::new(),
         count: 0,
         bad_job: None,
     };
@@ -188,6 +192,7 @@ impl ListScan<'_> {
         }
         Ok(Scanned {
             jobs: self.jobs,
+            unescaped: self.unescaped,
             total_count,
         })
     }
@@ -254,9 +259,13 @@ impl ListScan<'_> {
         }
         let raw = start..self.cur.pos();
         match problem.map_or_else(|| self.entry(raw, &fields), Err) {
-            Ok(entry) => {
+            Ok((entry, unescaped)) => {
                 if self.jobs.is_empty() {
                     self.reserve(entry.raw.len());
+                }
+                if let Some(id) = unescaped {
+                    // Fewer jobs than body bytes, and the body is under 4 GiB.
+                    self.unescaped.push((self.jobs.len() as u32, id));
                 }
                 self.jobs.push(entry);
             }
@@ -265,22 +274,23 @@ impl ListScan<'_> {
         Ok(())
     }
 
-    /// The entry of a well-formed job object at `raw`.
+    /// The entry of a well-formed job object at `raw`, and its ID
+    /// unescaped if it was written with escapes.
     fn entry(
         &self,
         raw: std::ops::Range<usize>,
         fields: &[Field; 3],
-    ) -> Result<JobEntry, JobProblem> {
+    ) -> Result<(JobEntry, Option<Box<str>>), JobProblem> {
         let id = match fields[JOB_ID] {
             Field::Absent | Field::Null => fields[JOB_ID_SNAKE],
             given => given,
         };
-        let id = match id {
+        let (id, unescaped) = match id {
             Field::Str {
                 start,
                 end,
                 escaped: false,
-            } if end > start => JobId::InBody(start as u32..end as u32),
+            } if end > start => (start as u32..end as u32, None),
             Field::Str {
                 start,
                 end,
@@ -291,21 +301,20 @@ impl ListScan<'_> {
                     .ok()
                     .and_then(|content| unescape(content, |piece| text.push_str(piece)))
                     .ok_or(JobProblem::NoId)?;
-                JobId::Unescaped(text.into_boxed_str())
+                (start as u32..end as u32, Some(text.into_boxed_str()))
             }
             _ => return Err(JobProblem::NoId),
         };
-        let id_hash = match &id {
-            JobId::InBody(range) => {
-                id_hash(&self.cur.bytes()[range.start as usize..range.end as usize])
-            }
-            JobId::Unescaped(text) => id_hash(text.as_bytes()),
+        let id_hash = match &unescaped {
+            None => id_hash(&self.cur.bytes()[id.start as usize..id.end as usize]),
+            Some(text) => id_hash(text.as_bytes()),
         };
         let start_time = fields[START_TIME];
-        Ok(JobEntry {
+        let entry = JobEntry {
             // The body is under 4 GiB (checked in `scan`).
             raw: raw.start as u32..raw.end as u32,
             id,
+            id_escaped: unescaped.is_some(),
             id_hash,
             start_ms: match start_time {
                 // What `start_time_ms` does with a string without escapes,
@@ -318,7 +327,8 @@ impl ListScan<'_> {
                 other => self.raw_text(other).and_then(start_time_ms),
             },
             timed: !matches!(start_time, Field::Absent | Field::Null),
-        })
+        };
+        Ok((entry, unescaped))
     }
 
     /// A key, told apart by `known`, and its `:`.

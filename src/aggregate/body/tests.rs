@@ -250,3 +250,10 @@ fn id_keys_compare_ids_when_hashes_collide() {
     assert_ne!(page.id_key(0), page.id_key(2));
     assert_eq!(page.id_key(2).hash, id_hash(b"y"));
 }
+
+/// A full list holds hundreds of thousands of entries: their size is part
+/// of the sidecar's peak memory (BENCHMARKS.md, scenario 1).
+#[test]
+fn a_job_entry_stays_small() {
+    assert!(std::mem::size_of::<JobEntry>() <= 40);
+}
