@@ -21,6 +21,7 @@
 
 pub mod body;
 mod fast;
+pub mod learn;
 pub mod list;
 pub mod merge;
 pub mod order;
@@ -129,6 +130,8 @@ pub struct Answer {
     pub headers: Vec<(String, String)>,
     /// JSON body.
     pub body: Body,
+    /// Owners to remember once the body is written (see [`learn`]).
+    pub learn_after: Option<learn::Learning>,
 }
 
 // === impl JobLists ===
@@ -251,8 +254,17 @@ impl JobLists {
                         Body::Page(Arc::new(body))
                     }
                 };
+                let mut answer = self.respond(&page, list.failures(), &mut stats, body);
+                // The owners of the jobs the client now sees (it may ask
+                // about them): a small page's now, a large one's once written.
                 let addr_of = |node| list.addr_of(node);
-                Ok(self.respond(&page, list.failures(), &mut stats, addr_of, body))
+                if let Body::Full(_) = answer.body {
+                    learn::learn_now(self.pool.owners(), &page, addr_of);
+                } else {
+                    answer.learn_after =
+                        Some(learn::Learning::copy(self.pool.clone(), &page, addr_of));
+                }
+                Ok(answer)
             }
         };
         (result, stats, source)
@@ -360,25 +372,16 @@ impl JobLists {
         Ok(Gathered::Parts(arrived, failures))
     }
 
-    /// The answer for a merged page, marked partial when nodes failed; the
-    /// owners of the jobs the client now sees are remembered (it may ask
-    /// about them).
+    /// The answer for a merged page, marked partial when nodes failed.
     fn respond(
         &self,
         page: &merge::MergedPage<'_>,
         failures: &[NodeFailure],
         stats: &mut FanoutStats,
-        addr_of: impl Fn(u32) -> Option<std::net::SocketAddr>,
         body: impl FnOnce(&merge::MergedPage<'_>, &[NodeFailure]) -> Body,
     ) -> Answer {
         stats.jobs_returned = page.jobs.len() as u64;
         let body = body(page, failures);
-        let owners = self.pool.owners();
-        owners.learn_all(
-            page.jobs
-                .iter()
-                .filter_map(|job| Some((job.id, addr_of(job.node)?))),
-        );
         let mut headers = Vec::new();
         if !failures.is_empty() {
             let names: Vec<&str> = failures.iter().map(|f| f.node.as_str()).collect();
@@ -388,6 +391,7 @@ impl JobLists {
             status: 200,
             headers,
             body,
+            learn_after: None,
         }
     }
 
@@ -500,6 +504,7 @@ fn relay_common_rejection(failures: &[NodeFailure]) -> Option<Answer> {
         }
     }
     first.map(|(status, _, body)| Answer {
+        learn_after: None,
         status,
         headers: Vec::new(),
         body: Body::Full(body.clone()),

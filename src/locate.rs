@@ -192,6 +192,7 @@ fn relay(resp: NodeResponse) -> Answer {
         status: resp.status.as_u16(),
         headers: end_to_end(&resp.headers),
         body: resp.body.into(),
+        learn_after: None,
     }
 }
 

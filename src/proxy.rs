@@ -128,7 +128,14 @@ impl Sidecar {
         ctx.fanout = Some(stats);
         ctx.source = Some(source);
         match result {
-            Ok(answer) => write_answer(session, ctx, &answer).await,
+            Ok(answer) => {
+                let written = write_answer(session, ctx, &answer).await;
+                if let Some(learning) = answer.learn_after {
+                    // After the client has its answer, off the worker thread.
+                    tokio::task::spawn_blocking(move || learning.run());
+                }
+                written
+            }
             Err(err) => {
                 let span = ctx.span(&session.req_header().method);
                 span.in_scope(|| warn!(error = %err, "Job list failed"));

@@ -148,6 +148,48 @@ async fn job_lists_teach_owners_too() {
     );
 }
 
+/// A page too large to render at once is written first; its owners are
+/// learned right after, off the request's thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_job_lists_teach_owners_once_written() {
+    let nodes = start_nodes(2, Dialect::Persistence).await;
+    for (i, node) in nodes.iter().enumerate() {
+        node.set_jobs(jobs::generate(
+            Dialect::Persistence,
+            2000,
+            i as u64 + 1,
+            "movies",
+        ));
+    }
+    let sidecar = Sidecar::start(&upstream_args(&nodes));
+    let list = get(&sidecar.url(&list_path("?limit=4000")), &[]).await;
+    assert!(list.body.len() > 256 * 1024, "a page written in chunks");
+    let ids = list.job_ids();
+    assert_eq!(ids.len(), 4000);
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut known = 0.0;
+    while known < 4000.0 && std::time::Instant::now() < deadline {
+        let metrics = get(&sidecar.admin_url("/metrics"), &[]).await;
+        known = sample(
+            &String::from_utf8_lossy(&metrics.body),
+            "ges_sidecar_job_index_entries",
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(known, 4000.0, "every listed job's owner is remembered");
+
+    // The cluster order interleaves the nodes: the last job is node 1's.
+    let last = ids.last().expect("jobs listed");
+    clear(&nodes);
+    get(&sidecar.url(&format!("{BASE}/jobs/{last}/status")), &[]).await;
+    assert_eq!(
+        hits(&nodes, last),
+        [0, 1],
+        "the listed owner is asked first and only"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_jobs_get_the_engines_own_answer() {
     let nodes = start_nodes(3, Dialect::Persistence).await;

@@ -164,7 +164,9 @@ impl JobLists {
         let body = |page: &merge::MergedPage<'_>, failures: &[NodeFailure]| {
             Body::Full(render::render(page, failures))
         };
-        Ok(self.respond(&page, &failures, stats, addr_of, body))
+        let answer = self.respond(&page, &failures, stats, body);
+        super::learn::learn_now(self.pool.owners(), &page, addr_of);
+        Ok(answer)
     }
 
     /// Whether a node still holds `size` jobs, with one call.

@@ -277,6 +277,7 @@ mod tests {
             status: 200,
             headers: Vec::new(),
             body: Bytes::from_static(b"{}").into(),
+            learn_after: None,
         };
         (Ok(answer), FanoutStats::default())
     }
@@ -364,6 +365,7 @@ mod tests {
                 status: 200,
                 headers,
                 body: Bytes::from_static(b"{}").into(),
+                learn_after: None,
             };
             (Ok(answer), FanoutStats::default())
         };

@@ -1,0 +1,107 @@
+//! Remembering who owns the jobs a client was shown: it may ask about them
+//! next, and the owner index then sends the call straight to that node.
+//!
+//! A small page's owners are learned before it is answered. A large page's
+//! job IDs are copied out (a few megabytes for 100000 jobs) and learned
+//! after the page is written, off the request's thread: for 100000 jobs that
+//! takes tens of milliseconds the client need not wait for, and the copy
+//! lets the node bodies go as soon as the page is written. A per-job call
+//! that races the learning finds its job by the search `locate` does for
+//! unknown jobs: one search more, never a wrong answer.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use super::merge::MergedPage;
+use crate::upstream::owners::JobOwners;
+use crate::upstream::Pool;
+
+/// Learns the owners of `page`'s jobs now.
+pub fn learn_now(
+    owners: &JobOwners,
+    page: &MergedPage<'_>,
+    addr_of: impl Fn(u32) -> Option<SocketAddr>,
+) {
+    owners.learn_all(
+        page.jobs
+            .iter()
+            .filter_map(|job| Some((job.id, addr_of(job.node)?))),
+    );
+}
+
+/// The owners of a page's jobs, to learn later with [`Learning::run`].
+#[derive(Clone)]
+pub struct Learning {
+    pool: Arc<Pool>,
+    ids: Arc<CopiedIds>,
+}
+
+/// Job IDs end to end in one string, each with its owner.
+struct CopiedIds {
+    text: String,
+    /// Each job's end in `text` and owner (an index into `owners`).
+    jobs: Vec<(usize, u32)>,
+    owners: Vec<SocketAddr>,
+}
+
+// === impl Learning ===
+
+impl Learning {
+    /// Copies the IDs and owners of `page`'s jobs.
+    pub fn copy(
+        pool: Arc<Pool>,
+        page: &MergedPage<'_>,
+        addr_of: impl Fn(u32) -> Option<SocketAddr>,
+    ) -> Learning {
+        let mut text = String::with_capacity(page.jobs.iter().map(|j| j.id.len()).sum());
+        let mut jobs = Vec::with_capacity(page.jobs.len());
+        let mut owners: Vec<(u32, Option<SocketAddr>)> = Vec::new();
+        for job in &page.jobs {
+            let owner = match owners.iter().position(|(node, _)| *node == job.node) {
+                Some(at) => at,
+                None => {
+                    owners.push((job.node, addr_of(job.node)));
+                    owners.len() - 1
+                }
+            };
+            if owners[owner].1.is_some() {
+                text.push_str(job.id);
+                jobs.push((text.len(), owner as u32));
+            }
+        }
+        Learning {
+            pool,
+            ids: Arc::new(CopiedIds {
+                text,
+                jobs,
+                // Unknown owners have no jobs above: any address will do.
+                owners: owners
+                    .into_iter()
+                    .map(|(_, addr)| addr.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))))
+                    .collect(),
+            }),
+        }
+    }
+
+    /// Learns them (CPU-bound: run it off the request's thread).
+    pub fn run(self) {
+        let ids = &self.ids;
+        let mut start = 0;
+        self.pool
+            .owners()
+            .learn_all(ids.jobs.iter().map(|&(end, owner)| {
+                let id = &ids.text[start..end];
+                start = end;
+                (id, ids.owners[owner as usize])
+            }));
+    }
+}
+
+impl fmt::Debug for Learning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Learning")
+            .field("jobs", &self.ids.jobs.len())
+            .finish_non_exhaustive()
+    }
+}
