@@ -13,11 +13,15 @@
 //!
 //! The queue sits behind a `Mutex` that is taken only when an ID is new or
 //! changes owner, never on lookups; no guard is held across an `.await`.
+//!
+//! Owners are stored as small numbers into a table of the addresses seen
+//! (32 bytes per entry instead of 56: the index holds hundreds of thousands).
+//! That table only grows, by one address per node ever seen.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use dashmap::DashMap;
 use serde::Deserialize;
@@ -25,8 +29,10 @@ use serde_json::value::RawValue;
 
 /// Job ID → owning node, bounded.
 pub struct JobOwners {
-    /// ID → (owner, learning sequence number). Lookups clone the value out.
-    map: DashMap<Arc<str>, (SocketAddr, u64), foldhash::fast::RandomState>,
+    /// ID → (owner's number in `addrs`, learning sequence number).
+    map: DashMap<Arc<str>, (u32, u64), foldhash::fast::RandomState>,
+    /// Every owner address seen, numbered by position.
+    addrs: RwLock<Vec<SocketAddr>>,
     /// IDs in learning order (sharing the map's copy of each ID), with the
     /// sequence number they were queued at.
     order: Mutex<VecDeque<(Arc<str>, u64)>>,
@@ -41,6 +47,7 @@ impl JobOwners {
     pub fn new(capacity: usize) -> JobOwners {
         JobOwners {
             map: DashMap::with_hasher(foldhash::fast::RandomState::default()),
+            addrs: RwLock::new(Vec::new()),
             order: Mutex::new(VecDeque::new()),
             next_seq: AtomicU64::new(0),
             capacity: capacity.max(1),
@@ -49,7 +56,25 @@ impl JobOwners {
 
     /// The owner of `job_id`, if known.
     pub fn owner(&self, job_id: &str) -> Option<SocketAddr> {
-        self.map.get(job_id).map(|entry| entry.0)
+        let number = self.map.get(job_id)?.0;
+        let addrs = self.addrs.read().unwrap_or_else(|p| p.into_inner());
+        addrs.get(number as usize).copied()
+    }
+
+    /// The number of `addr` in `addrs`, added if new.
+    fn number(&self, addr: SocketAddr) -> u32 {
+        let known = |addrs: &[SocketAddr]| addrs.iter().position(|a| *a == addr);
+        if let Some(at) = known(&self.addrs.read().unwrap_or_else(|p| p.into_inner())) {
+            return at as u32;
+        }
+        let mut addrs = self.addrs.write().unwrap_or_else(|p| p.into_inner());
+        match known(&addrs) {
+            Some(at) => at as u32,
+            None => {
+                addrs.push(addr);
+                (addrs.len() - 1) as u32
+            }
+        }
     }
 
     /// Records that `owner` holds `job_id`.
@@ -60,7 +85,17 @@ impl JobOwners {
     /// Records each `(job ID, owner)` in turn, taking the queue's lock once.
     pub fn learn_all<'a>(&self, jobs: impl IntoIterator<Item = (&'a str, SocketAddr)>) {
         let mut order = None;
-        for (job_id, owner) in jobs {
+        // The owners met so far and their numbers: a page has a few.
+        let mut met: Vec<(SocketAddr, u32)> = Vec::new();
+        for (job_id, addr) in jobs {
+            let owner = match met.iter().find(|(seen, _)| *seen == addr) {
+                Some(&(_, number)) => number,
+                None => {
+                    let number = self.number(addr);
+                    met.push((addr, number));
+                    number
+                }
+            };
             if self.map.get(job_id).is_some_and(|entry| entry.0 == owner) {
                 continue;
             }
