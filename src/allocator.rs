@@ -62,10 +62,13 @@ fn reexec(tunables: OsString) -> Result<(), String> {
     use std::os::unix::process::CommandExt;
 
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
-    let err = std::process::Command::new(exe)
-        .args(std::env::args_os().skip(1))
-        .env(TUNABLES, tunables)
-        .exec();
+    let mut args = std::env::args_os();
+    let mut command = std::process::Command::new(exe);
+    // The name it was started by, for messages and `--help`.
+    if let Some(name) = args.next() {
+        command.arg0(name);
+    }
+    let err = command.args(args).env(TUNABLES, tunables).exec();
     Err(format!("cannot re-execute with {KEY} set: {err}"))
 }
 
