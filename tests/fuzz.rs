@@ -637,8 +637,8 @@ proptest! {
         prop_assert_eq!(merged.jobs.len(), want.len());
         let mut ids = HashSet::new();
         for (got, (id, node, tag)) in merged.jobs.iter().zip(&want) {
-            prop_assert!(ids.insert(got.id), "no duplicate IDs: {}", got.id);
-            prop_assert_eq!(got.id, id.as_str());
+            prop_assert!(ids.insert(got.id()), "no duplicate IDs: {}", got.id());
+            prop_assert_eq!(got.id(), id.as_str());
             prop_assert_eq!(got.node, *node);
             let v: Value = serde_json::from_slice(got.bytes).expect("job JSON");
             prop_assert_eq!(v["tag"].as_str(), Some(tag.as_str()), "the first copy is kept");
@@ -686,15 +686,15 @@ proptest! {
             .map(|p| Part { node: p.node, pages: p.pages, first_position: p.first_position })
             .collect();
         let again = merge::merge(&reversed, query);
-        let a: Vec<(&str, u32)> = merged.jobs.iter().map(|j| (j.id, j.node)).collect();
-        let b: Vec<(&str, u32)> = again.jobs.iter().map(|j| (j.id, j.node)).collect();
+        let a: Vec<(&str, u32)> = merged.jobs.iter().map(|j| (j.id(), j.node)).collect();
+        let b: Vec<(&str, u32)> = again.jobs.iter().map(|j| (j.id(), j.node)).collect();
         prop_assert_eq!(a, b);
 
         // merge_page over whole lists keeps every distinct job, in order,
         // with the total it is given.
         let whole = merge::merge_page(&parts, 12_345);
         prop_assert_eq!(whole.total, 12_345);
-        let ids: Vec<&str> = whole.jobs.iter().map(|j| j.id).collect();
+        let ids: Vec<&str> = whole.jobs.iter().map(|j| j.id()).collect();
         let all: Vec<&str> = reference.iter().map(|(id, _, _)| id.as_str()).collect();
         prop_assert_eq!(ids, all);
     }

@@ -198,7 +198,7 @@ fn expected_pages(bodies: &[bytes::Bytes], queries: &[PageQuery]) -> Result<Vec<
             let merged = merge(&parts, query);
             Expected {
                 total: merged.total,
-                ids: merged.jobs.iter().map(|j| j.id.to_string()).collect(),
+                ids: merged.jobs.iter().map(|j| j.id().to_string()).collect(),
             }
         })
         .collect())

@@ -26,7 +26,7 @@ pub fn learn_now(
     owners.learn_all(
         page.jobs
             .iter()
-            .filter_map(|job| Some((job.id, addr_of(job.node)?))),
+            .filter_map(|job| Some((job.id(), addr_of(job.node)?))),
     );
 }
 
@@ -37,9 +37,10 @@ pub struct Learning {
     ids: Arc<CopiedIds>,
 }
 
-/// Job IDs end to end in one string, each with its owner.
+/// Job IDs end to end, each with its owner.
 struct CopiedIds {
-    text: String,
+    /// The IDs' UTF-8 bytes, checked once when learned.
+    text: Vec<u8>,
     /// Each job's end in `text` and owner (an index into `owners`).
     jobs: Vec<(usize, u32)>,
     owners: Vec<SocketAddr>,
@@ -54,7 +55,8 @@ impl Learning {
         page: &MergedPage<'_>,
         addr_of: impl Fn(u32) -> Option<SocketAddr>,
     ) -> Learning {
-        let mut text = String::with_capacity(page.jobs.iter().map(|j| j.id.len()).sum());
+        // A guess: GES job IDs are about 45 characters; it grows if needed.
+        let mut text = Vec::with_capacity(page.jobs.len() * 48);
         let mut jobs = Vec::with_capacity(page.jobs.len());
         let mut owners: Vec<(u32, Option<SocketAddr>)> = Vec::new();
         for job in &page.jobs {
@@ -66,7 +68,7 @@ impl Learning {
                 }
             };
             if owners[owner].1.is_some() {
-                text.push_str(job.id);
+                text.extend_from_slice(job.id_bytes());
                 jobs.push((text.len(), owner as u32));
             }
         }
@@ -87,11 +89,15 @@ impl Learning {
     /// Learns them (CPU-bound: run it off the request's thread).
     pub fn run(self) {
         let ids = &self.ids;
+        // Whole IDs one after another: UTF-8 if each one is.
+        let Ok(text) = std::str::from_utf8(&ids.text) else {
+            return;
+        };
         let mut start = 0;
         self.pool
             .owners()
             .learn_all(ids.jobs.iter().map(|&(end, owner)| {
-                let id = &ids.text[start..end];
+                let id = text.get(start..end).unwrap_or_default();
                 start = end;
                 (id, ids.owners[owner as usize])
             }));

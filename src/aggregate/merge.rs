@@ -51,14 +51,34 @@ pub struct MergedPage<'a> {
 }
 
 /// One job of the slice.
-#[derive(Debug)]
 pub struct Picked<'a> {
     /// The node it came from.
     pub node: u32,
-    /// Its ID.
-    pub id: &'a str,
     /// Its object, exactly as the node sent it.
     pub bytes: &'a [u8],
+    page: &'a NodePage,
+    job: u32,
+}
+
+impl<'a> Picked<'a> {
+    /// Its ID (read when asked: rendering a page needs only the bytes).
+    pub fn id(&self) -> &'a str {
+        self.page.id(self.job as usize)
+    }
+
+    /// Its ID's bytes (UTF-8), without checking them again.
+    pub fn id_bytes(&self) -> &'a [u8] {
+        self.page.id_bytes(self.job as usize)
+    }
+}
+
+impl std::fmt::Debug for Picked<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Picked")
+            .field("node", &self.node)
+            .field("id", &self.id())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Merges `parts` (whole node lists) and takes the page `query` asks for.
@@ -341,8 +361,9 @@ fn pick<'a>(parts: &[Part<'a>], slot: Slot) -> Picked<'a> {
     let page = &part.pages[slot.page as usize];
     Picked {
         node: part.node,
-        id: page.id(slot.job as usize),
         bytes: page.job_bytes(slot.job as usize),
+        page,
+        job: slot.job,
     }
 }
 
