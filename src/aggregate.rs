@@ -87,6 +87,11 @@ pub struct JobLists {
     lists: Flights<ListOutcome>,
     /// Complete whole lists, with `--cache-freshness`.
     list_cache: Option<Cache<Arc<ClusterList>>>,
+    /// One permit per fan-out running (`--max-concurrent-fanouts`). Only a
+    /// request that leads a fan-out takes one: requests that share it or
+    /// are answered from the cache cost the nodes nothing.
+    fanouts: tokio::sync::Semaphore,
+    max_fanouts: usize,
 }
 
 /// What a whole-list fan-out produced, as every sharer sees it.
@@ -152,7 +157,18 @@ impl JobLists {
             sharing: share::Sharing::new(config.cache_freshness, config.cache_max_bytes),
             lists: Flights::new(),
             list_cache: Cache::new(config.cache_freshness, config.cache_max_bytes),
+            fanouts: tokio::sync::Semaphore::new(config.max_concurrent_fanouts),
+            max_fanouts: config.max_concurrent_fanouts,
         }
+    }
+
+    /// A fan-out's permit, or the 503 for one too many (never queued).
+    fn fanout_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, SidecarError> {
+        self.fanouts
+            .try_acquire()
+            .map_err(|_| SidecarError::Overloaded {
+                limit: self.max_fanouts,
+            })
     }
 
     /// Answers `GET {path}?{query}` (`path` as received downstream),
@@ -200,7 +216,11 @@ impl JobLists {
         if nodes.is_empty() {
             return Err(SidecarError::NoNode);
         }
-        if let Some(result) = self.serve_fast(&nodes, path, query, headers, stats).await {
+        let fast = {
+            let _permit = self.fanout_permit()?;
+            self.serve_fast(&nodes, path, query, headers, stats).await
+        };
+        if let Some(result) = fast {
             return result;
         }
         // A job with a start time was seen: the exact whole-list plan.
@@ -277,6 +297,11 @@ impl JobLists {
         if nodes.is_empty() {
             return (Err(SidecarError::NoNode), stats);
         }
+        // Held through the calls and the merge.
+        let _permit = match self.fanout_permit() {
+            Ok(permit) => permit,
+            Err(err) => return (Err(err), stats),
+        };
         let parts = self
             .each_node(&nodes, |node| self.fetch_node(node, path, headers))
             .await;

@@ -52,7 +52,7 @@ pub enum SidecarError {
     NodesFailed(Vec<NodeFailure>),
 
     /// Too many job-list fan-outs are running; try again shortly.
-    #[error("too many job-list requests in flight (limit {limit}); retry shortly")]
+    #[error("too many job-list fan-outs running (limit {limit}); retry shortly")]
     Overloaded {
         /// The configured limit.
         limit: usize,

@@ -24,7 +24,6 @@ use http::Method;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::FailToProxy;
-use tokio::sync::Semaphore;
 use tracing::{debug, info, info_span, warn, Instrument, Level, Span};
 
 use crate::aggregate::share::Source;
@@ -57,9 +56,6 @@ pub struct Sidecar {
     forward_timeout: Duration,
     max_request_body: usize,
     lifecycle: Arc<Lifecycle>,
-    /// One permit per job-list fan-out allowed to run at once.
-    fanouts: Arc<Semaphore>,
-    max_fanouts: usize,
 }
 
 /// Per-request state, shared across Pingora's phases.
@@ -92,8 +88,6 @@ impl Sidecar {
             forward_timeout: config.forward_timeout,
             max_request_body: config.max_request_body_bytes,
             lifecycle,
-            fanouts: Arc::new(Semaphore::new(config.max_concurrent_fanouts)),
-            max_fanouts: config.max_concurrent_fanouts,
         }
     }
 
@@ -109,12 +103,6 @@ impl Sidecar {
         let query = match PageQuery::parse(req.uri.query()) {
             Ok(query) => query,
             Err(err) => return write_error(session, ctx, &err).await,
-        };
-        let Ok(_permit) = self.fanouts.clone().try_acquire_owned() else {
-            let err = SidecarError::Overloaded {
-                limit: self.max_fanouts,
-            };
-            return write_error(session, ctx, &err).await;
         };
         let path = req.uri.path().to_string();
         let headers = CallHeaders::fanout(&req.headers, &ctx.request_id, client_ip(session));

@@ -669,12 +669,14 @@ async fn bursts_beyond_the_fanout_limit_get_503_with_retry_after() {
     args.extend(["--max-concurrent-fanouts", "2"].map(String::from));
     let sidecar = Sidecar::start(&args);
 
+    // Different credentials: ten fan-outs, none shared.
     let url = sidecar.url(&list_path(""));
-    let burst = (0..10).map(|_| {
+    let burst = (0..10).map(|i| {
         let url = url.clone();
         async move {
             let started = Instant::now();
-            let resp = get(&url, &[]).await;
+            let token = format!("token-{i}");
+            let resp = get(&url, &[("X-Auth-Token", token.as_str())]).await;
             (resp, started.elapsed())
         }
     });
@@ -737,6 +739,14 @@ async fn bursts_beyond_the_fanout_limit_get_503_with_retry_after() {
     assert!(
         (1..=2).contains(&ok),
         "at most the limit is served: {ok} ok, {refused} refused"
+    );
+
+    // The same request ten times at once is one fan-out: all are served.
+    let same = (0..10).map(|_| get(&url, &[("X-Auth-Token", "shared")]));
+    let statuses: Vec<u16> = join_all(same).await.iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses, [200; 10],
+        "requests sharing a fan-out take no permit"
     );
     assert_eq!(ok + refused, 10);
     assert!(refused >= 8, "the rest is refused: {refused}");
