@@ -529,9 +529,9 @@ fn relay_common_rejection(failures: &[NodeFailure]) -> Option<Answer> {
         }
     }
     first.map(|(status, _, body)| Answer {
-        learn_after: None,
         status,
         headers: Vec::new(),
         body: Body::Full(body.clone()),
+        learn_after: None,
     })
 }

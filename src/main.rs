@@ -16,7 +16,8 @@ fn main() -> ExitCode {
     telemetry::init(format, level.as_deref());
     match (pinned, allocator::pinned_threshold()) {
         (Err(reason), _) => {
-            tracing::warn!(%reason, "Memory freed after large requests may not go back to the system");
+            let message = "Memory freed after large requests may not go back to the system";
+            tracing::warn!(%reason, "{message}");
         }
         (Ok(()), Some(bytes)) => tracing::debug!(%bytes, "glibc mmap threshold pinned"),
         (Ok(()), None) => {}

@@ -8,9 +8,9 @@
 //! the persistence dialect, which has none): such a node is read as is, and
 //! only a node that breaks the order has its own jobs sorted. The nodes are
 //! then combined with a k-way merge on [`OrderKey`] (one cursor per node, the
-//! smallest head found by a linear scan), so no global sort runs. A job ID seen earlier in that order is
-//! skipped (a hash set over IDs borrowed from the bodies, each hashed by the
-//! scan while it was in cache), so `totalCount` is
+//! smallest head found by a linear scan), so no global sort runs. A job ID
+//! seen earlier in that order is skipped (a hash table of the jobs kept, by
+//! the ID hash the scan took while the ID was in cache), so `totalCount` is
 //! the number of distinct IDs. The job objects are copied byte for byte from
 //! the node bodies.
 
