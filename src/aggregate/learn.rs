@@ -58,31 +58,30 @@ impl Learning {
         // A guess: GES job IDs are about 45 characters; it grows if needed.
         let mut text = Vec::with_capacity(page.jobs.len() * 48);
         let mut jobs = Vec::with_capacity(page.jobs.len());
-        let mut owners: Vec<(u32, Option<SocketAddr>)> = Vec::new();
+        let mut owners = Vec::new();
+        // Each node met so far, with its owner's number (none when the node
+        // is no longer known: its jobs are skipped).
+        let mut nodes: Vec<(u32, Option<u32>)> = Vec::new();
         for job in &page.jobs {
-            let owner = match owners.iter().position(|(node, _)| *node == job.node) {
-                Some(at) => at,
+            let owner = match nodes.iter().find(|(node, _)| *node == job.node) {
+                Some(&(_, owner)) => owner,
                 None => {
-                    owners.push((job.node, addr_of(job.node)));
-                    owners.len() - 1
+                    let owner = addr_of(job.node).map(|addr| {
+                        owners.push(addr);
+                        (owners.len() - 1) as u32
+                    });
+                    nodes.push((job.node, owner));
+                    owner
                 }
             };
-            if owners[owner].1.is_some() {
+            if let Some(owner) = owner {
                 text.extend_from_slice(job.id_bytes());
-                jobs.push((text.len(), owner as u32));
+                jobs.push((text.len(), owner));
             }
         }
         Learning {
             pool,
-            ids: Arc::new(CopiedIds {
-                text,
-                jobs,
-                // Unknown owners have no jobs above: any address will do.
-                owners: owners
-                    .into_iter()
-                    .map(|(_, addr)| addr.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))))
-                    .collect(),
-            }),
+            ids: Arc::new(CopiedIds { text, jobs, owners }),
         }
     }
 

@@ -14,12 +14,13 @@
 //! the number of distinct IDs. The job objects are copied byte for byte from
 //! the node bodies.
 
+use std::cmp::Reverse;
+
 use hashbrown::hash_table::{Entry, HashTable};
 
 use super::body::{IdKey, NodePage};
 use super::order::OrderKey;
 use super::query::PageQuery;
-use std::cmp::Reverse;
 
 pub use super::render::render;
 
