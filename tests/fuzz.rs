@@ -690,12 +690,26 @@ proptest! {
         let b: Vec<(&str, u32)> = again.jobs.iter().map(|j| (j.id(), j.node)).collect();
         prop_assert_eq!(a, b);
 
+        // The duplicate check in lanes on several threads (as for large
+        // lists) gives the same order as one lane, and as the model.
+        let every = PageQuery { offset: 0, limit: u64::MAX };
+        let all: Vec<&str> = reference.iter().map(|(id, _, _)| id.as_str()).collect();
+        for lanes in 2..=merge::MAX_LANES {
+            let order = merge::cluster_order_in_lanes(&parts, lanes);
+            let laned = merge::slice(&parts, &order, every);
+            let ids: Vec<&str> = laned.jobs.iter().map(|j| j.id()).collect();
+            prop_assert_eq!(&ids, &all, "{} lanes", lanes);
+            let tags: Vec<&str> = laned.jobs.iter().map(|j| std::str::from_utf8(j.bytes).unwrap_or("")).collect();
+            let whole_tags: Vec<&str> = merge::slice(&parts, &merge::cluster_order_in_lanes(&parts, 1), every)
+                .jobs.iter().map(|j| std::str::from_utf8(j.bytes).unwrap_or("")).collect();
+            prop_assert_eq!(tags, whole_tags, "{} lanes keep the first copies", lanes);
+        }
+
         // merge_page over whole lists keeps every distinct job, in order,
         // with the total it is given.
         let whole = merge::merge_page(&parts, 12_345);
         prop_assert_eq!(whole.total, 12_345);
         let ids: Vec<&str> = whole.jobs.iter().map(|j| j.id()).collect();
-        let all: Vec<&str> = reference.iter().map(|(id, _, _)| id.as_str()).collect();
         prop_assert_eq!(ids, all);
     }
 }

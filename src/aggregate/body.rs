@@ -112,6 +112,11 @@ impl NodePage {
         }
     }
 
+    /// The [`id_hash`] of job `i`'s ID.
+    pub fn id_hash(&self, i: usize) -> u32 {
+        self.jobs[i].id_hash
+    }
+
     /// The exact bytes of job `i`.
     pub fn job_bytes(&self, i: usize) -> &[u8] {
         &self.body[to_usize(&self.jobs[i].raw)]
@@ -127,6 +132,12 @@ pub fn id_hash(id: &[u8]) -> u32 {
     (hash >> 32) as u32
 }
 
+/// An [`id_hash`] spread over 64 bits, for a hash table (which takes its
+/// bucket from the low bits and a tag from the top ones).
+pub fn spread_hash(hash: u32) -> u64 {
+    u64::from(hash).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
 /// A job ID with its [`id_hash`]: equal keys have equal hashes, and unequal
 /// hashes decide without reading the ID.
 #[derive(Clone, Copy, Debug)]
@@ -139,7 +150,7 @@ impl IdKey<'_> {
     /// The hash spread over 64 bits, for a hash table (which takes its
     /// bucket from the low bits and a tag from the top ones).
     pub fn table_hash(&self) -> u64 {
-        u64::from(self.hash).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        spread_hash(self.hash)
     }
 }
 

@@ -16,13 +16,21 @@
 
 use std::cmp::Reverse;
 
-use hashbrown::hash_table::{Entry, HashTable};
-
-use super::body::{IdKey, NodePage};
+use super::body::NodePage;
 use super::order::OrderKey;
 use super::query::PageQuery;
 
 pub use super::render::render;
+
+use dedupe::{Check, JobNumbers, Lane};
+
+mod dedupe;
+
+/// Lists of at least this many jobs are checked for duplicates in lanes.
+const LANE_MIN_JOBS: usize = 50_000;
+
+/// Lanes of the duplicate check, at most.
+pub const MAX_LANES: usize = 4;
 
 /// Everything one node sent for one request.
 pub struct Part<'a> {
@@ -109,53 +117,180 @@ pub fn slice<'a>(parts: &[Part<'a>], order: &[Slot], query: PageQuery) -> Merged
 }
 
 /// Every distinct job of `parts` once, in cluster order (a repeated ID keeps
-/// its first place).
+/// its first place). A large list is checked for duplicates in lanes, one
+/// per available core (see `dedupe`).
 pub fn cluster_order(parts: &[Part<'_>]) -> Vec<Slot> {
-    let count: usize = parts
+    let lanes = if job_count(parts) >= LANE_MIN_JOBS {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        1
+    };
+    cluster_order_in_lanes(parts, lanes)
+}
+
+/// [`cluster_order`] with the duplicate check in `lanes` lanes (at most
+/// [`MAX_LANES`]), each but the first on a thread of its own. The answer is
+/// the same for every number of lanes; tests compare them.
+pub fn cluster_order_in_lanes(parts: &[Part<'_>], lanes: usize) -> Vec<Slot> {
+    let count = job_count(parts);
+    let lanes = lanes.clamp(1, MAX_LANES) as u32;
+    let numbers = JobNumbers::new(parts);
+    let timed = parts
+        .iter()
+        .flat_map(|p| p.pages)
+        .any(|p| p.jobs.iter().any(|j| j.start_ms.is_some()));
+    let sorted = if timed {
+        sort_parts(parts, lanes as usize)
+    } else {
+        Vec::new()
+    };
+    let walk = Walk {
+        parts,
+        sorted: &sorted,
+        timed,
+    };
+    if lanes == 1 {
+        let mut order = Vec::with_capacity(count);
+        let mut check = Check::new(parts, &numbers, count);
+        walk.each(|slot, hash| {
+            if check.first(slot, hash) {
+                order.push(slot);
+            }
+        });
+        return order;
+    }
+
+    let share = count / lanes as usize + 1;
+    std::thread::scope(|scope| {
+        let (walk, numbers) = (&walk, &numbers);
+        let helpers: Vec<_> = (1..lanes)
+            .map(|index| {
+                scope.spawn(move || {
+                    let lane = Lane { index, of: lanes };
+                    let mut check = Check::new(parts, numbers, share);
+                    let (mut repeats, mut at) = (Vec::new(), 0u32);
+                    walk.each(|slot, hash| {
+                        if lane.takes(hash) && !check.first(slot, hash) {
+                            repeats.push(at);
+                        }
+                        at += 1;
+                    });
+                    repeats
+                })
+            })
+            .collect();
+        // This thread is lane 0, and keeps every job in order; the
+        // repeats every lane found are taken out at the end.
+        let lane = Lane {
+            index: 0,
+            of: lanes,
+        };
+        let mut all = Vec::with_capacity(count);
+        let mut repeats = Vec::new();
+        let mut check = Check::new(parts, numbers, share);
+        walk.each(|slot, hash| {
+            if lane.takes(hash) && !check.first(slot, hash) {
+                repeats.push(all.len() as u32);
+            }
+            all.push(slot);
+        });
+        drop(check);
+        for helper in helpers {
+            match helper.join() {
+                Ok(found) => repeats.extend(found),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        remove_at(&mut all, repeats);
+        all
+    })
+}
+
+fn job_count(parts: &[Part<'_>]) -> usize {
+    parts
         .iter()
         .flat_map(|p| p.pages)
         .map(|p| p.jobs.len())
-        .sum();
-    let mut order = Vec::with_capacity(count);
-    // The jobs kept so far, as indexes into `order`, by ID hash: a small
-    // table, and an ID's bytes are read only when two hashes are equal.
-    let mut seen: HashTable<usize> = HashTable::with_capacity(count);
-    let mut keep = |slot: Slot| {
-        let key = id_of(parts, slot);
-        let kept = |i: &usize| id_of(parts, order[*i]);
-        if let Entry::Vacant(place) = seen.entry(
-            key.table_hash(),
-            |i| kept(i) == key,
-            |i| kept(i).table_hash(),
-        ) {
-            place.insert(order.len());
-            order.push(slot);
+        .sum()
+}
+
+/// Removes the elements at the positions `at` (each at most once).
+fn remove_at(all: &mut Vec<Slot>, mut at: Vec<u32>) {
+    if at.is_empty() {
+        return;
+    }
+    at.sort_unstable();
+    let mut next = at.into_iter().peekable();
+    let mut i = 0u32;
+    all.retain(|_| {
+        let gone = next.next_if_eq(&i).is_some();
+        i += 1;
+        !gone
+    });
+}
+
+/// Each part's jobs in cluster order, for the parts whose own order is not
+/// (see [`Sorted::of`]); the parts are sorted on up to `lanes` threads.
+fn sort_parts(parts: &[Part<'_>], lanes: usize) -> Vec<Option<Sorted>> {
+    if lanes <= 1 || parts.len() <= 1 {
+        return parts.iter().map(Sorted::of).collect();
+    }
+    let per_thread = parts.len().div_ceil(lanes);
+    std::thread::scope(|scope| {
+        let mut groups = parts.chunks(per_thread);
+        let first = groups.next().unwrap_or_default();
+        let helpers: Vec<_> = groups
+            .map(|group| scope.spawn(move || group.iter().map(Sorted::of).collect::<Vec<_>>()))
+            .collect();
+        let mut sorted: Vec<Option<Sorted>> = first.iter().map(Sorted::of).collect();
+        for helper in helpers {
+            match helper.join() {
+                Ok(group) => sorted.extend(group),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
         }
-    };
-    if parts
-        .iter()
-        .flat_map(|p| p.pages)
-        .all(|p| p.jobs.iter().all(|j| j.start_ms.is_none()))
-    {
-        interleave(parts, keep);
-        return order;
+        sorted
+    })
+}
+
+/// The walk over every job of the parts in cluster order, repeats
+/// included; each lane of the duplicate check takes it once.
+struct Walk<'w, 'a> {
+    parts: &'w [Part<'a>],
+    /// Per part, when `timed`: its jobs sorted, if its own order is not
+    /// the cluster order.
+    sorted: &'w [Option<Sorted>],
+    /// Whether any job has a start time (else the walk interleaves).
+    timed: bool,
+}
+
+impl Walk<'_, '_> {
+    /// Calls `visit` with each job's slot and ID hash, in cluster order.
+    fn each(&self, mut visit: impl FnMut(Slot, u32)) {
+        let parts = self.parts;
+        let hash = |slot: Slot| {
+            parts[slot.part as usize].pages[slot.page as usize].id_hash(slot.job as usize)
+        };
+        if !self.timed {
+            interleave(parts, |slot| visit(slot, hash(slot)));
+            return;
+        }
+        let mut cursors: Vec<Cursor<'_>> = parts
+            .iter()
+            .enumerate()
+            .map(|(i, part)| Cursor::new(i as u32, part, self.sorted[i].as_ref()))
+            .collect();
+        // Each cursor's next job; the smallest key goes next. A linear scan
+        // of the heads: there is one per node, a handful, and this beats a
+        // binary heap at that size (a heap would win with hundreds of nodes).
+        let mut heads: Vec<Option<(OrderKey, Slot)>> =
+            cursors.iter_mut().map(|c| c.next(parts)).collect();
+        while let Some(i) = smallest(&heads) {
+            let Some((_, slot)) = heads[i] else { break };
+            visit(slot, hash(slot));
+            heads[i] = cursors[i].next(parts);
+        }
     }
-    let mut cursors: Vec<Cursor> = parts
-        .iter()
-        .enumerate()
-        .map(|(i, part)| Cursor::new(i as u32, part))
-        .collect();
-    // Each cursor's next job; the smallest key goes next. A linear scan of
-    // the heads: there is one per node, a handful, and this beats a binary
-    // heap at that size (a heap would win with hundreds of nodes).
-    let mut heads: Vec<Option<(OrderKey, Slot)>> =
-        cursors.iter_mut().map(|c| c.next(parts)).collect();
-    while let Some(i) = smallest(&heads) {
-        let Some((_, slot)) = heads[i] else { break };
-        keep(slot);
-        heads[i] = cursors[i].next(parts);
-    }
-    order
 }
 
 /// The index of the head with the smallest key; keys are unique (position
@@ -221,23 +356,25 @@ fn interleave(parts: &[Part<'_>], mut visit: impl FnMut(Slot)) {
 }
 
 /// One part's jobs in cluster order.
-struct Cursor {
+struct Cursor<'w> {
     part: u32,
     node: u32,
     first_position: u64,
-    walk: Walk,
+    walk: PartWalk<'w>,
 }
 
-enum Walk {
+enum PartWalk<'w> {
     /// The node's own order is the cluster order: pages and jobs in turn.
     InPlace { page: u32, job: u32, index: u64 },
-    /// The node's jobs sorted into cluster order, and the next one to return.
-    Sorted {
-        jobs: Vec<Ranked>,
-        /// The index (among the part's jobs) of each page's first job.
-        page_starts: Vec<u32>,
-        next: usize,
-    },
+    /// The node's jobs sorted into cluster order, and the next one.
+    Sorted { sorted: &'w Sorted, next: usize },
+}
+
+/// A part's jobs sorted into cluster order.
+struct Sorted {
+    jobs: Vec<Ranked>,
+    /// The index (among the part's jobs) of each page's first job.
+    page_starts: Vec<u32>,
 }
 
 /// A job's rank within its own node, 16 bytes so that sorting a node's
@@ -254,36 +391,43 @@ struct Ranked {
     index: u32,
 }
 
+// === impl Sorted ===
+
+impl Sorted {
+    /// The part's jobs in cluster order, or `None` when its own order is.
+    fn of(part: &Part<'_>) -> Option<Sorted> {
+        if in_cluster_order(part) {
+            return None;
+        }
+        let count = part.pages.iter().map(|p| p.jobs.len()).sum();
+        let mut jobs = Vec::with_capacity(count);
+        let mut page_starts = Vec::with_capacity(part.pages.len());
+        for page in part.pages {
+            page_starts.push(jobs.len() as u32);
+            for job in &page.jobs {
+                jobs.push(Ranked {
+                    has_start: job.start_ms.is_some(),
+                    age: job.start_ms.map_or(0, |ms| u64::MAX - ms),
+                    index: jobs.len() as u32,
+                });
+            }
+        }
+        jobs.sort_unstable();
+        Some(Sorted { jobs, page_starts })
+    }
+}
+
 // === impl Cursor ===
 
-impl Cursor {
-    fn new(index: u32, part: &Part<'_>) -> Cursor {
-        let walk = if in_cluster_order(part) {
-            Walk::InPlace {
+impl<'w> Cursor<'w> {
+    fn new(index: u32, part: &Part<'_>, sorted: Option<&'w Sorted>) -> Cursor<'w> {
+        let walk = match sorted {
+            None => PartWalk::InPlace {
                 page: 0,
                 job: 0,
                 index: 0,
-            }
-        } else {
-            let count = part.pages.iter().map(|p| p.jobs.len()).sum();
-            let mut jobs = Vec::with_capacity(count);
-            let mut page_starts = Vec::with_capacity(part.pages.len());
-            for page in part.pages {
-                page_starts.push(jobs.len() as u32);
-                for job in &page.jobs {
-                    jobs.push(Ranked {
-                        has_start: job.start_ms.is_some(),
-                        age: job.start_ms.map_or(0, |ms| u64::MAX - ms),
-                        index: jobs.len() as u32,
-                    });
-                }
-            }
-            jobs.sort_unstable();
-            Walk::Sorted {
-                jobs,
-                page_starts,
-                next: 0,
-            }
+            },
+            Some(sorted) => PartWalk::Sorted { sorted, next: 0 },
         };
         Cursor {
             part: index,
@@ -296,7 +440,7 @@ impl Cursor {
     /// Moves to the next job; its key and slot.
     fn next(&mut self, parts: &[Part<'_>]) -> Option<(OrderKey, Slot)> {
         let (start_ms, index, slot) = match &mut self.walk {
-            Walk::InPlace { page, job, index } => {
+            PartWalk::InPlace { page, job, index } => {
                 let pages = parts[self.part as usize].pages;
                 while (*page as usize) < pages.len()
                     && *job as usize >= pages[*page as usize].jobs.len()
@@ -314,21 +458,18 @@ impl Cursor {
                 *index += 1;
                 (entry.start_ms, *index - 1, slot)
             }
-            Walk::Sorted {
-                jobs,
-                page_starts,
-                next,
-            } => {
-                let ranked = *jobs.get(*next)?;
+            PartWalk::Sorted { sorted, next } => {
+                let ranked = *sorted.jobs.get(*next)?;
                 *next += 1;
                 // The last page starting at or before the job.
-                let page = page_starts
+                let starts = &sorted.page_starts;
+                let page = starts
                     .partition_point(|&start| start <= ranked.index)
                     .saturating_sub(1);
                 let slot = Slot {
                     part: self.part,
                     page: page as u32,
-                    job: ranked.index - page_starts[page],
+                    job: ranked.index - starts[page],
                 };
                 let start_ms = ranked.has_start.then(|| u64::MAX - ranked.age);
                 (start_ms, u64::from(ranked.index), slot)
@@ -351,10 +492,6 @@ fn in_cluster_order(part: &Part<'_>) -> bool {
         last = start;
     }
     true
-}
-
-fn id_of<'a>(parts: &[Part<'a>], slot: Slot) -> IdKey<'a> {
-    parts[slot.part as usize].pages[slot.page as usize].id_key(slot.job as usize)
 }
 
 fn pick<'a>(parts: &[Part<'a>], slot: Slot) -> Picked<'a> {
