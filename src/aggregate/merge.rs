@@ -268,10 +268,10 @@ impl Walk<'_, '_> {
     /// Calls `visit` with each job's slot and ID hash, in cluster order.
     fn each(&self, mut visit: impl FnMut(Slot, u32)) {
         let parts = self.parts;
-        let hash = |slot: Slot| {
-            parts[slot.part as usize].pages[slot.page as usize].id_hash(slot.job as usize)
-        };
         if !self.timed {
+            let hash = |slot: Slot| {
+                parts[slot.part as usize].pages[slot.page as usize].id_hash(slot.job as usize)
+            };
             interleave(parts, |slot| visit(slot, hash(slot)));
             return;
         }
@@ -283,22 +283,26 @@ impl Walk<'_, '_> {
         // Each cursor's next job; the smallest key goes next. A linear scan
         // of the heads: there is one per node, a handful, and this beats a
         // binary heap at that size (a heap would win with hundreds of nodes).
-        let mut heads: Vec<Option<(OrderKey, Slot)>> =
-            cursors.iter_mut().map(|c| c.next(parts)).collect();
+        let mut heads: Vec<Option<Head>> = cursors.iter_mut().map(|c| c.next(parts)).collect();
         while let Some(i) = smallest(&heads) {
-            let Some((_, slot)) = heads[i] else { break };
-            visit(slot, hash(slot));
+            let Some((_, slot, hash)) = heads[i] else {
+                break;
+            };
+            visit(slot, hash);
             heads[i] = cursors[i].next(parts);
         }
     }
 }
 
+/// A cursor's next job: its key, slot and ID hash.
+type Head = (OrderKey, Slot, u32);
+
 /// The index of the head with the smallest key; keys are unique (position
 /// and node), so there are no ties.
-fn smallest(heads: &[Option<(OrderKey, Slot)>]) -> Option<usize> {
+fn smallest(heads: &[Option<Head>]) -> Option<usize> {
     let mut best: Option<(OrderKey, usize)> = None;
     for (i, head) in heads.iter().enumerate() {
-        if let Some((key, _)) = head {
+        if let Some((key, _, _)) = head {
             if best.is_none_or(|(b, _)| *key < b) {
                 best = Some((*key, i));
             }
@@ -379,17 +383,23 @@ struct Sorted {
 
 /// A job's rank within its own node, 16 bytes so that sorting a node's
 /// 100000 jobs moves little memory: jobs without a start time first, then
-/// the newest, then by position.
+/// the newest, then by position. It carries the ID hash, so the walk over a
+/// sorted part reads no job entry.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Ranked {
-    has_start: bool,
-    /// `u64::MAX - start_ms`: smaller is newer.
+    /// 0 without a start time, else `u64::MAX - start_ms`: smaller first.
     age: u64,
     /// The job's index among the part's jobs (its position minus the
-    /// part's first position). A part's bodies are capped far below 2^32
-    /// jobs.
+    /// part's first position; parts hold far fewer than 2^31 jobs, each
+    /// costing a 40-byte entry), with [`LATEST`] set for a start time of
+    /// `u64::MAX` ms: its age is 0 too, and it sorts after the jobs without
+    /// one. `(age, index)` is unique, so the hash never decides.
     index: u32,
+    hash: u32,
 }
+
+/// The bit of [`Ranked::index`] that marks the start time `u64::MAX`.
+const LATEST: u32 = 1 << 31;
 
 // === impl Sorted ===
 
@@ -404,11 +414,16 @@ impl Sorted {
         let mut page_starts = Vec::with_capacity(part.pages.len());
         for page in part.pages {
             page_starts.push(jobs.len() as u32);
-            for job in &page.jobs {
+            for (i, job) in page.jobs.iter().enumerate() {
+                let latest = if job.start_ms == Some(u64::MAX) {
+                    LATEST
+                } else {
+                    0
+                };
                 jobs.push(Ranked {
-                    has_start: job.start_ms.is_some(),
                     age: job.start_ms.map_or(0, |ms| u64::MAX - ms),
-                    index: jobs.len() as u32,
+                    index: jobs.len() as u32 | latest,
+                    hash: page.id_hash(i),
                 });
             }
         }
@@ -438,8 +453,8 @@ impl<'w> Cursor<'w> {
     }
 
     /// Moves to the next job; its key and slot.
-    fn next(&mut self, parts: &[Part<'_>]) -> Option<(OrderKey, Slot)> {
-        let (start_ms, index, slot) = match &mut self.walk {
+    fn next(&mut self, parts: &[Part<'_>]) -> Option<Head> {
+        let (start_ms, index, slot, hash) = match &mut self.walk {
             PartWalk::InPlace { page, job, index } => {
                 let pages = parts[self.part as usize].pages;
                 while (*page as usize) < pages.len()
@@ -448,7 +463,9 @@ impl<'w> Cursor<'w> {
                     *page += 1;
                     *job = 0;
                 }
-                let entry = pages.get(*page as usize)?.jobs.get(*job as usize)?;
+                let node_page = pages.get(*page as usize)?;
+                let entry = node_page.jobs.get(*job as usize)?;
+                let hash = node_page.id_hash(*job as usize);
                 let slot = Slot {
                     part: self.part,
                     page: *page,
@@ -456,27 +473,29 @@ impl<'w> Cursor<'w> {
                 };
                 *job += 1;
                 *index += 1;
-                (entry.start_ms, *index - 1, slot)
+                (entry.start_ms, *index - 1, slot, hash)
             }
             PartWalk::Sorted { sorted, next } => {
                 let ranked = *sorted.jobs.get(*next)?;
                 *next += 1;
+                let timed = ranked.age != 0 || ranked.index & LATEST != 0;
+                let index = ranked.index & !LATEST;
                 // The last page starting at or before the job.
                 let starts = &sorted.page_starts;
                 let page = starts
-                    .partition_point(|&start| start <= ranked.index)
+                    .partition_point(|&start| start <= index)
                     .saturating_sub(1);
                 let slot = Slot {
                     part: self.part,
                     page: page as u32,
-                    job: ranked.index - starts[page],
+                    job: index - starts[page],
                 };
-                let start_ms = ranked.has_start.then(|| u64::MAX - ranked.age);
-                (start_ms, u64::from(ranked.index), slot)
+                let start_ms = timed.then(|| u64::MAX - ranked.age);
+                (start_ms, u64::from(index), slot, ranked.hash)
             }
         };
         let key = OrderKey::new(start_ms, self.first_position + index, self.node);
-        Some((key, slot))
+        Some((key, slot, hash))
     }
 }
 
@@ -611,6 +630,37 @@ mod tests {
         );
         let reversed = [whole(1, &b), whole(0, &a)];
         assert_eq!(ids(&merge(&reversed, all)), ids(&merged));
+    }
+
+    #[test]
+    fn the_latest_start_time_sorts_after_no_start_time() {
+        // u64::MAX ms: its age is 0, as for no start time. Node 1 is out of
+        // order (so its jobs are sorted) and comes after node 0 on ties.
+        let a = [page(
+            r#"{"jobs":[{"jobId":"max","startTime":18446744073709551615},{"jobId":"none"},
+                        {"jobId":"old","startTime":5}]}"#,
+        )];
+        let b = [page(
+            r#"{"jobs":[{"jobId":"b","startTime":18446744073709551614}]}"#,
+        )];
+        let parts = [whole(1, &a), whole(0, &b)];
+        let all = PageQuery {
+            offset: 0,
+            limit: 10,
+        };
+        assert_eq!(ids(&merge(&parts, all)), ["none", "max", "b", "old"]);
+        for lanes in 1..=MAX_LANES {
+            let order = cluster_order_in_lanes(&parts, lanes);
+            assert_eq!(
+                ids(&slice(&parts, &order, all)),
+                ["none", "max", "b", "old"]
+            );
+        }
+    }
+
+    #[test]
+    fn a_ranked_job_stays_small() {
+        assert_eq!(std::mem::size_of::<Ranked>(), 16);
     }
 
     #[test]
