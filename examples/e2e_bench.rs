@@ -15,6 +15,8 @@
 //! 2`), and in scenario 5 nginx (2 workers) and wrk (2 threads). Every load
 //! is bounded: a fixed number of requests or a fixed time.
 
+#[path = "e2e_bench/bare.rs"]
+mod bare;
 #[path = "e2e_bench/load.rs"]
 mod load;
 #[path = "e2e_bench/procfs.rs"]
@@ -64,6 +66,18 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // Scenario 5's bare Pingora proxy: this binary, re-executed.
+    let argv: Vec<String> = std::env::args().collect();
+    if let [_, flag, listen, node] = &argv[..] {
+        if flag == bare::FLAG {
+            let Ok(node) = node.parse() else {
+                eprintln!("e2e_bench: {flag} LISTEN NODE: NODE is not an address");
+                return ExitCode::FAILURE;
+            };
+            bare::run(listen, node);
+            return ExitCode::SUCCESS;
+        }
+    }
     let args = Args::parse();
     let runtime = |name: &str| {
         tokio::runtime::Builder::new_multi_thread()

@@ -34,6 +34,47 @@ struct Nginx {
     port: u16,
 }
 
+/// The bare Pingora proxy (see `bare`); killed on drop.
+struct BarePingora {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for BarePingora {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_bare_pingora(node_port: u16) -> Result<BarePingora, String> {
+    let port = free_port()?;
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let child = Command::new(exe)
+        .arg(crate::bare::FLAG)
+        .arg(format!("127.0.0.1:{port}"))
+        .arg(format!("127.0.0.1:{node_port}"))
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start the bare Pingora proxy: {e}"))?;
+    let mut running = BarePingora { child, port };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = running.child.try_wait() {
+            return Err(format!("the bare Pingora proxy exited ({status})"));
+        }
+        if Instant::now() > deadline {
+            return Err("the bare Pingora proxy does not accept connections".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    running.port = port;
+    Ok(running)
+}
+
 impl Drop for Nginx {
     fn drop(&mut self) {
         let _ = Command::new("kill")
@@ -202,12 +243,18 @@ pub async fn proxied(
     };
     let sidecar = binary.start(&[node.url()], &[])?;
     let nginx_proc = start_nginx(&nginx, node.addr().port())?;
+    let bare = start_bare_pingora(node.addr().port())?;
     let targets = [
         ("sidecar", sidecar.url(PATH), sidecar.pid()),
         (
             "nginx",
             format!("http://127.0.0.1:{}{PATH}", nginx_proc.port),
             nginx_proc.child.id(),
+        ),
+        (
+            "bare Pingora",
+            format!("http://127.0.0.1:{}{PATH}", bare.port),
+            bare.child.id(),
         ),
     ];
     let mut sizes = Vec::new();
@@ -223,10 +270,10 @@ pub async fn proxied(
         sizes.join(", ")
     ));
 
-    let mut runs: [Vec<WrkRun>; 2] = [Vec::new(), Vec::new()];
+    let mut runs: [Vec<WrkRun>; 3] = [Vec::new(), Vec::new(), Vec::new()];
     for round in 0..rounds {
-        // Alternate who goes first, so drift in the machine favours neither.
-        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        // Rotate who goes first, so drift in the machine favours nobody.
+        let order = [round % 3, (round + 1) % 3, (round + 2) % 3];
         for i in order {
             let (url, pid) = (targets[i].1.clone(), targets[i].2);
             let wrk = wrk.clone();
@@ -243,6 +290,7 @@ pub async fn proxied(
         }
     }
     let peak = sidecar.peak_rss().unwrap_or(0);
+    drop(bare);
     drop(nginx_proc);
     drop(sidecar);
 
@@ -268,15 +316,18 @@ pub async fn proxied(
         format!("{:.0} µs", median(&per).as_secs_f64() * 1e6)
     };
     report.note(format!(
-        "{name}: requests/s per round: sidecar {}; nginx {}. CPU time per request (median): \
-         sidecar {}, nginx {} (master and workers). Sidecar peak RSS {:.1} MB",
+        "{name}: requests/s per round: sidecar {}; nginx {}; bare Pingora {}. CPU time per \
+         request (median): sidecar {}, nginx {} (master and workers), bare Pingora {}. \
+         Sidecar peak RSS {:.1} MB",
         each(&runs[0]),
         each(&runs[1]),
+        each(&runs[2]),
         cpu(&runs[0]),
         cpu(&runs[1]),
+        cpu(&runs[2]),
         peak as f64 / 1e6
     ));
-    let clean = runs.iter().flatten().all(|r| r.errors.is_empty());
+    let clean = runs[..2].iter().flatten().all(|r| r.errors.is_empty());
     let ratio = ours / theirs;
     report.row(
         format!("{name}: throughput (median of {rounds})"),
@@ -289,6 +340,15 @@ pub async fn proxied(
         } else {
             "**no** (errors)"
         },
+    );
+    let bare_rps = rps_median(&runs[2]);
+    report.row(
+        format!("{name}: bare Pingora 0.9 proxy's throughput (median of {rounds}, reference)"),
+        format!("{theirs:.0} req/s (nginx)"),
+        format!("{bare_rps:.0} req/s (bare Pingora; the sidecar: {ours:.0})"),
+        times(bare_rps / theirs),
+        "- (the floor of the chosen stack)",
+        "-",
     );
     let p99 = |r: &[WrkRun]| median(&r.iter().map(|x| x.p99).collect::<Vec<_>>());
     let (ours, theirs) = (p99(&runs[0]), p99(&runs[1]));
