@@ -12,8 +12,9 @@
 //!
 //! Everything runs on loopback, on the same cores: the nodes (2 tokio
 //! threads), the load generator (2 tokio threads), the sidecar (`--threads
-//! 2`), and in scenario 5 nginx (2 workers) and wrk (2 threads). Every load
-//! is bounded: a fixed number of requests or a fixed time.
+//! 2`), and in scenario 5 nginx (2 workers), a bare Pingora proxy (2 threads)
+//! and wrk (2 threads). Every load is bounded: a fixed number of requests or
+//! a fixed time.
 
 #[path = "e2e_bench/bare.rs"]
 mod bare;
