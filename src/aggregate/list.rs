@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 
 use super::body::{JobEntry, NodePage};
-use super::merge::{self, MergedPage, Part, Slot};
+use super::merge::{self, MergedPage, Part, Picked, Slot};
 use super::query::PageQuery;
 use super::NodeFailure;
 
@@ -63,6 +63,11 @@ impl ClusterList {
     /// The page `query` asks for.
     pub fn page(&self, query: PageQuery) -> MergedPage<'_> {
         merge::slice(&views(&self.arrived), &self.order, query)
+    }
+
+    /// The jobs of the page `query`, one at a time (no page is built).
+    pub fn page_jobs(&self, query: PageQuery) -> impl Iterator<Item = Picked<'_>> + Send + '_ {
+        merge::slice_jobs(views(&self.arrived), &self.order, query)
     }
 
     /// The nodes that failed (a partial list when not empty).

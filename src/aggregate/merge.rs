@@ -116,6 +116,20 @@ pub fn slice<'a>(parts: &[Part<'a>], order: &[Slot], query: PageQuery) -> Merged
     }
 }
 
+/// The jobs of the page `query` of a cluster list ordered by
+/// [`cluster_order`] over the same `parts`, one at a time ([`slice`]
+/// collects them).
+pub fn slice_jobs<'a>(
+    parts: Vec<Part<'a>>,
+    order: &'a [Slot],
+    query: PageQuery,
+) -> impl Iterator<Item = Picked<'a>> + Send + 'a {
+    let len = order.len() as u64;
+    let from = query.offset.min(len) as usize;
+    let to = query.end().min(len) as usize;
+    order[from..to].iter().map(move |slot| pick(&parts, *slot))
+}
+
 /// Every distinct job of `parts` once, in cluster order (a repeated ID keeps
 /// its first place). A large list is checked for duplicates in lanes, one
 /// per available core (see `dedupe`).

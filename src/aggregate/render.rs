@@ -123,8 +123,7 @@ impl PageBody {
     }
 
     fn chunks(&self) -> impl Iterator<Item = Bytes> + Send + '_ {
-        let page = self.list.page(self.query);
-        let mut jobs = page.jobs.into_iter().enumerate();
+        let mut jobs = self.list.page_jobs(self.query).enumerate();
         let mut out = BytesMut::with_capacity(CHUNK_BYTES.min(self.len));
         out.put_slice(HEAD);
         let mut tail = Some(self.tail.clone());
