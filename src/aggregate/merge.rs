@@ -26,7 +26,8 @@ use dedupe::{Check, JobNumbers, Lane};
 
 mod dedupe;
 
-/// Lists of at least this many jobs are checked for duplicates in lanes.
+/// Lists of more than this many jobs are checked for duplicates in lanes
+/// (the same bound as for ordering a list off the request's task).
 const LANE_MIN_JOBS: usize = 50_000;
 
 /// Lanes of the duplicate check, at most.
@@ -134,7 +135,7 @@ pub fn slice_jobs<'a>(
 /// its first place). A large list is checked for duplicates in lanes, one
 /// per available core (see `dedupe`).
 pub fn cluster_order(parts: &[Part<'_>]) -> Vec<Slot> {
-    let lanes = if job_count(parts) >= LANE_MIN_JOBS {
+    let lanes = if job_count(parts) > LANE_MIN_JOBS {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     } else {
         1
@@ -174,49 +175,64 @@ pub fn cluster_order_in_lanes(parts: &[Part<'_>], lanes: usize) -> Vec<Slot> {
         return order;
     }
 
+    // Lane 0 also keeps every job in order; the repeats every lane found
+    // are taken out at the end.
     let share = count / lanes as usize + 1;
-    std::thread::scope(|scope| {
-        let (walk, numbers) = (&walk, &numbers);
-        let helpers: Vec<_> = (1..lanes)
-            .map(|index| {
-                scope.spawn(move || {
-                    let lane = Lane { index, of: lanes };
-                    let mut check = Check::new(parts, numbers, share);
-                    let (mut repeats, mut at) = (Vec::new(), 0u32);
-                    walk.each(|slot, hash| {
-                        if lane.takes(hash) && !check.first(slot, hash) {
-                            repeats.push(at);
-                        }
-                        at += 1;
-                    });
-                    repeats
-                })
-            })
-            .collect();
-        // This thread is lane 0, and keeps every job in order; the
-        // repeats every lane found are taken out at the end.
+    let run_lane = |index: usize| -> (Vec<Slot>, Vec<u32>) {
         let lane = Lane {
-            index: 0,
+            index: index as u32,
             of: lanes,
         };
-        let mut all = Vec::with_capacity(count);
-        let mut repeats = Vec::new();
-        let mut check = Check::new(parts, numbers, share);
+        let keep_all = index == 0;
+        let mut all = Vec::with_capacity(if keep_all { count } else { 0 });
+        let mut check = Check::new(parts, &numbers, share);
+        let (mut repeats, mut at) = (Vec::new(), 0u32);
         walk.each(|slot, hash| {
             if lane.takes(hash) && !check.first(slot, hash) {
-                repeats.push(all.len() as u32);
+                repeats.push(at);
             }
-            all.push(slot);
+            if keep_all {
+                all.push(slot);
+            }
+            at += 1;
         });
-        drop(check);
-        for helper in helpers {
-            match helper.join() {
-                Ok(found) => repeats.extend(found),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
+        (all, repeats)
+    };
+    let mut lanes_done = on_threads(lanes as usize, run_lane).into_iter();
+    let (mut all, mut repeats) = lanes_done.next().unwrap_or_default();
+    for (_, found) in lanes_done {
+        repeats.extend(found);
+    }
+    remove_at(&mut all, repeats);
+    all
+}
+
+/// `work(0)` on this thread and `work(i)` for each `i` in `1..n` on a
+/// thread of its own, or on this one when no thread can be had; the
+/// results in order of `i`.
+fn on_threads<T: Send>(n: usize, work: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    std::thread::scope(|scope| {
+        let work = &work;
+        let helpers: Vec<_> = (1..n)
+            .map(|i| {
+                let thread = std::thread::Builder::new()
+                    .name("ges-sidecar-order".into())
+                    .spawn_scoped(scope, move || work(i));
+                (i, thread.ok())
+            })
+            .collect();
+        let mut done = Vec::with_capacity(n);
+        done.push(work(0));
+        for (i, helper) in helpers {
+            done.push(match helper {
+                Some(thread) => match thread.join() {
+                    Ok(result) => result,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                },
+                None => work(i),
+            });
         }
-        remove_at(&mut all, repeats);
-        all
+        done
     })
 }
 
@@ -250,21 +266,11 @@ fn sort_parts(parts: &[Part<'_>], lanes: usize) -> Vec<Option<Sorted>> {
         return parts.iter().map(Sorted::of).collect();
     }
     let per_thread = parts.len().div_ceil(lanes);
-    std::thread::scope(|scope| {
-        let mut groups = parts.chunks(per_thread);
-        let first = groups.next().unwrap_or_default();
-        let helpers: Vec<_> = groups
-            .map(|group| scope.spawn(move || group.iter().map(Sorted::of).collect::<Vec<_>>()))
-            .collect();
-        let mut sorted: Vec<Option<Sorted>> = first.iter().map(Sorted::of).collect();
-        for helper in helpers {
-            match helper.join() {
-                Ok(group) => sorted.extend(group),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        sorted
-    })
+    let groups: Vec<&[Part<'_>]> = parts.chunks(per_thread).collect();
+    let sorted = on_threads(groups.len(), |i| {
+        groups[i].iter().map(Sorted::of).collect::<Vec<_>>()
+    });
+    sorted.into_iter().flatten().collect()
 }
 
 /// The walk over every job of the parts in cluster order, repeats
@@ -669,6 +675,18 @@ mod tests {
                 ids(&slice(&parts, &order, all)),
                 ["none", "max", "b", "old"]
             );
+        }
+    }
+
+    #[test]
+    fn work_on_threads_comes_back_in_order() {
+        for n in [1, 2, 4] {
+            let done = on_threads(n, |i| (i, std::thread::current().id()));
+            assert_eq!(
+                done.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+                (0..n).collect::<Vec<_>>()
+            );
+            assert_eq!(done[0].1, std::thread::current().id(), "work(0) runs here");
         }
     }
 
