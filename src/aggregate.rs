@@ -263,31 +263,65 @@ impl JobLists {
         let result = match whole {
             Err(err) => Err(err),
             Ok(Whole::Relayed(answer)) => Ok(answer),
-            Ok(Whole::List(list)) => {
-                let page = list.page(query);
-                stats.partial = !list.complete();
-                let body = |page: &merge::MergedPage<'_>, failures: &[NodeFailure]| {
-                    let body = render::PageBody::new(list.clone(), query, page, failures);
-                    if body_is_small(&body) {
-                        Body::Full(render::render(page, failures))
-                    } else {
-                        Body::Page(Arc::new(body))
-                    }
-                };
-                let mut answer = self.respond(&page, list.failures(), &mut stats, body);
-                // The owners of the jobs the client now sees (it may ask
-                // about them): a small page's now, a large one's once written.
-                let addr_of = |node| list.addr_of(node);
-                if let Body::Full(_) = answer.body {
-                    learn::learn_now(self.pool.owners(), &page, addr_of);
-                } else {
-                    answer.learn_after =
-                        Some(learn::Learning::copy(self.pool.clone(), &page, addr_of));
-                }
-                Ok(answer)
-            }
+            Ok(Whole::List(list)) => Ok(self.answer_from_list(&list, query, &mut stats)),
         };
         (result, stats, source)
+    }
+
+    /// The answer for `query` when the micro-cache holds it (the list, or
+    /// with `--fast-paging` the page), without a fan-out or a wait.
+    pub fn from_cache(
+        &self,
+        path: &str,
+        query: PageQuery,
+        headers: &CallHeaders,
+    ) -> Option<(Answer, FanoutStats)> {
+        if self.fast_paging {
+            let answer = self
+                .sharing
+                .cached(&share::Key::new(path, query, headers))?;
+            return Some((answer, FanoutStats::default()));
+        }
+        let list = self
+            .list_cache
+            .as_ref()?
+            .get(&share::Key::list(path, headers))?;
+        let mut stats = FanoutStats::default();
+        let answer = self.answer_from_list(&list, query, &mut stats);
+        Some((answer, stats))
+    }
+
+    /// The page `query` of `list`, and the owners of its jobs taught to the
+    /// index: a small page's now, a large one's once written.
+    fn answer_from_list(
+        &self,
+        list: &Arc<ClusterList>,
+        query: PageQuery,
+        stats: &mut FanoutStats,
+    ) -> Answer {
+        let page = list.page(query);
+        stats.partial = !list.complete();
+        let body = |page: &merge::MergedPage<'_>, failures: &[NodeFailure]| {
+            let body = render::PageBody::new(list.clone(), query, page, failures);
+            if body_is_small(&body) {
+                Body::Full(render::render(page, failures))
+            } else {
+                Body::Page(Arc::new(body))
+            }
+        };
+        let mut answer = self.respond(&page, list.failures(), stats, body);
+        // The client may ask about these jobs next.
+        let addr_of = |node| list.addr_of(node);
+        if let Body::Full(_) = answer.body {
+            // A page of a shared or cached list is often asked for again.
+            if !list.taught(query) {
+                learn::learn_now(self.pool.owners(), &page, addr_of);
+                list.mark_taught(query);
+            }
+        } else {
+            answer.learn_after = Some(learn::Learning::copy(self.pool.clone(), &page, addr_of));
+        }
+        answer
     }
 
     /// Fetches every node's whole list and puts it in cluster order.

@@ -107,11 +107,17 @@ impl Sidecar {
         let path = req.uri.path().to_string();
         let headers = CallHeaders::fanout(&req.headers, &ctx.request_id, client_ip(session));
 
-        let (result, stats, source) = self
-            .job_lists
-            .serve_shared(&path, query, &headers)
-            .instrument(ctx.span(&req.method).clone())
-            .await;
+        // A cache hit logs nothing: it needs no request span either.
+        let cached = self.job_lists.from_cache(&path, query, &headers);
+        let (result, stats, source) = match cached {
+            Some((answer, stats)) => (Ok(answer), stats, Source::Cache),
+            None => {
+                self.job_lists
+                    .serve_shared(&path, query, &headers)
+                    .instrument(ctx.span(&req.method).clone())
+                    .await
+            }
+        };
         ctx.calls = stats.calls;
         ctx.fanout = Some(stats);
         ctx.source = Some(source);
@@ -235,10 +241,7 @@ impl ProxyHttp for Sidecar {
                 let reason = "Parameter error! the path has a `.`, `..` or empty segment".into();
                 write_error(session, ctx, &SidecarError::BadParameter(reason)).await?
             }
-            Route::JobList => {
-                ctx.span(&session.req_header().method);
-                self.serve_job_list(session, ctx).await?
-            }
+            Route::JobList => self.serve_job_list(session, ctx).await?,
             Route::Job { job_id } => {
                 ctx.span(&session.req_header().method);
                 self.serve_job(session, ctx, &job_id).await?
@@ -541,11 +544,12 @@ fn record_metrics(ctx: &RequestCtx, fanout: &FanoutStats, status: u16, e: Option
 // === impl RequestCtx ===
 
 impl RequestCtx {
-    /// The request span, made now if this request has none yet. The job list
-    /// and per-job calls make it at once; a forwarded request only when
-    /// something is logged for it (a retry, the access log), because the
-    /// subscriber formats a span's fields when it is made, and most forwarded
-    /// requests log nothing.
+    /// The request span, made now if this request has none yet. Per-job
+    /// calls make it at once, a job list when it is not answered from the
+    /// micro-cache; a forwarded request or a cache hit only when something
+    /// is logged for it (a retry, the access log), because the subscriber
+    /// formats a span's fields when it is made, and most of them log
+    /// nothing.
     fn span(&mut self, method: &Method) -> &Span {
         let (request_id, route) = (&self.request_id, self.route.name());
         self.span.get_or_insert_with(|| {

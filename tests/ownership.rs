@@ -148,6 +148,61 @@ async fn job_lists_teach_owners_too() {
     );
 }
 
+/// The owners the index knows, from the admin metrics.
+async fn index_entries(sidecar: &Sidecar) -> f64 {
+    let metrics = get(&sidecar.admin_url("/metrics"), &[]).await;
+    sample(
+        &String::from_utf8_lossy(&metrics.body),
+        "ges_sidecar_job_index_entries",
+    )
+}
+
+/// A cached list remembers which pages taught their owners: a page asked
+/// again is not looked up again, and every new page still teaches its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_lists_teach_each_new_page() {
+    let nodes = start_nodes(2, Dialect::Persistence).await;
+    for (i, node) in nodes.iter().enumerate() {
+        node.set_jobs(jobs::generate(
+            Dialect::Persistence,
+            10,
+            i as u64 + 1,
+            "movies",
+        ));
+    }
+    let mut args = upstream_args(&nodes);
+    args.extend(["--cache-freshness", "30s"].map(String::from));
+    let sidecar = Sidecar::start(&args);
+
+    let first = get(&sidecar.url(&list_path("?limit=4&offset=0")), &[]).await;
+    assert_eq!(first.job_ids().len(), 4);
+    assert_eq!(index_entries(&sidecar).await, 4.0, "the first page taught");
+    let again = get(&sidecar.url(&list_path("?limit=4&offset=0")), &[]).await;
+    assert_eq!(again.job_ids(), first.job_ids());
+    assert_eq!(index_entries(&sidecar).await, 4.0);
+
+    clear(&nodes);
+    let second = get(&sidecar.url(&list_path("?limit=5&offset=3")), &[]).await;
+    let ids = second.job_ids();
+    assert_eq!(ids.len(), 5);
+    assert_eq!(hits(&nodes, "jobs/status"), [0, 0], "from the cached list");
+    assert_eq!(
+        index_entries(&sidecar).await,
+        8.0,
+        "the new page's 4 new jobs taught from the cached list"
+    );
+
+    // Page two's last job is node 1's (the order interleaves the nodes).
+    let last = ids.last().expect("jobs listed");
+    clear(&nodes);
+    get(&sidecar.url(&format!("{BASE}/jobs/{last}/status")), &[]).await;
+    assert_eq!(
+        hits(&nodes, last),
+        [0, 1],
+        "the listed owner is asked first and only"
+    );
+}
+
 /// A page too large to render at once is written first; its owners are
 /// learned right after, off the request's thread.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,6 +4,7 @@
 //! micro-cache keeps complete ones for the freshness window.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::body::{JobEntry, NodePage};
 use super::merge::{self, MergedPage, Part, Picked, Slot};
@@ -36,6 +37,9 @@ pub struct ClusterList {
     arrived: Vec<Arrived>,
     failures: Vec<NodeFailure>,
     order: Vec<Slot>,
+    /// One bit per place in `order`: set once the owner of the job there
+    /// was taught to the owner index from this list.
+    taught: Box<[AtomicU64]>,
     bytes: usize,
 }
 
@@ -51,11 +55,15 @@ impl ClusterList {
             .map(|p| p.body.len() + p.jobs.capacity() * std::mem::size_of::<JobEntry>())
             .sum();
         let order = merge::cluster_order(&views(&arrived));
-        let bytes = bytes + order.len() * std::mem::size_of::<Slot>();
+        let taught: Box<[AtomicU64]> = (0..order.len().div_ceil(64))
+            .map(|_| AtomicU64::new(0))
+            .collect();
+        let bytes = bytes + order.len() * std::mem::size_of::<Slot>() + taught.len() * 8;
         ClusterList {
             arrived,
             failures,
             order,
+            taught,
             bytes,
         }
     }
@@ -68,6 +76,34 @@ impl ClusterList {
     /// The jobs of the page `query`, one at a time (no page is built).
     pub fn page_jobs(&self, query: PageQuery) -> impl Iterator<Item = Picked<'_>> + Send + '_ {
         merge::slice_jobs(views(&self.arrived), &self.order, query)
+    }
+
+    /// Whether the owners of every job of the page `query` were taught
+    /// already ([`ClusterList::mark_taught`]): a shared or cached list
+    /// answers the same pages again and again, and looking each ID up in the
+    /// owner index was a visible share of a cached answer's CPU.
+    ///
+    /// Caveat: an owner the index has forgotten since (it is bounded by
+    /// `--job-index-capacity`) is not taught again by this list; a per-job
+    /// call for it then searches the nodes, as for any unknown job.
+    pub fn taught(&self, query: PageQuery) -> bool {
+        self.places(query).all(|at| {
+            let word = self.taught[at / 64].load(Ordering::Relaxed);
+            word & (1 << (at % 64)) != 0
+        })
+    }
+
+    /// Records that the owners of the page `query` were taught.
+    pub fn mark_taught(&self, query: PageQuery) {
+        for at in self.places(query) {
+            self.taught[at / 64].fetch_or(1 << (at % 64), Ordering::Relaxed);
+        }
+    }
+
+    /// The places in `order` of the page `query`.
+    fn places(&self, query: PageQuery) -> std::ops::Range<usize> {
+        let len = self.order.len() as u64;
+        query.offset.min(len) as usize..query.end().min(len) as usize
     }
 
     /// The nodes that failed (a partial list when not empty).

@@ -179,6 +179,11 @@ impl Sharing {
         }
     }
 
+    /// The cached answer for `key`, if fresh.
+    pub fn cached(&self, key: &Key) -> Option<Answer> {
+        self.cache.as_ref()?.get(key)
+    }
+
     /// The answer for `key`: from the cache, from an identical fan-out in
     /// flight, or from `fanout` (run at most once per key at a time).
     pub async fn run<F>(&self, key: Key, fanout: F) -> (Outcome, Source)
