@@ -299,27 +299,29 @@ impl JobLists {
         query: PageQuery,
         stats: &mut FanoutStats,
     ) -> Answer {
-        let page = list.page(query);
         stats.partial = !list.complete();
+        let large = render::PageBody::new(list.clone(), query, list.failures());
+        if !body_is_small(&large) {
+            // Written chunk by chunk from the list; the client may ask about
+            // these jobs next: their owners are learned once it is written.
+            stats.jobs_returned = list.page_len(query) as u64;
+            let mut answer = self.answer(Body::Page(Arc::new(large)), list.failures());
+            answer.learn_after = Some(learn::Learning::of_page(
+                self.pool.clone(),
+                list.clone(),
+                query,
+            ));
+            return answer;
+        }
+        let page = list.page(query);
         let body = |page: &merge::MergedPage<'_>, failures: &[NodeFailure]| {
-            let body = render::PageBody::new(list.clone(), query, page, failures);
-            if body_is_small(&body) {
-                Body::Full(render::render(page, failures))
-            } else {
-                Body::Page(Arc::new(body))
-            }
+            Body::Full(render::render(page, failures))
         };
-        let mut answer = self.respond(&page, list.failures(), stats, body);
-        // The client may ask about these jobs next.
-        let addr_of = |node| list.addr_of(node);
-        if let Body::Full(_) = answer.body {
-            // A page of a shared or cached list is often asked for again.
-            if !list.taught(query) {
-                learn::learn_now(self.pool.owners(), &page, addr_of);
-                list.mark_taught(query);
-            }
-        } else {
-            answer.learn_after = Some(learn::Learning::copy(self.pool.clone(), &page, addr_of));
+        let answer = self.respond(&page, list.failures(), stats, body);
+        // A page of a shared or cached list is often asked for again.
+        if !list.taught(query) {
+            learn::learn_now(self.pool.owners(), &page, |node| list.addr_of(node));
+            list.mark_taught(query);
         }
         answer
     }
@@ -440,7 +442,11 @@ impl JobLists {
         body: impl FnOnce(&merge::MergedPage<'_>, &[NodeFailure]) -> Body,
     ) -> Answer {
         stats.jobs_returned = page.jobs.len() as u64;
-        let body = body(page, failures);
+        self.answer(body(page, failures), failures)
+    }
+
+    /// A 200 answer with `body`, naming the `failures` of a partial one.
+    fn answer(&self, body: Body, failures: &[NodeFailure]) -> Answer {
         let mut headers = Vec::new();
         if !failures.is_empty() {
             let names: Vec<&str> = failures.iter().map(|f| f.node.as_str()).collect();

@@ -106,6 +106,16 @@ impl ClusterList {
         query.offset.min(len) as usize..query.end().min(len) as usize
     }
 
+    /// Distinct jobs in the list (`totalCount`).
+    pub fn total(&self) -> u64 {
+        self.order.len() as u64
+    }
+
+    /// How many jobs the page `query` holds.
+    pub fn page_len(&self, query: PageQuery) -> usize {
+        self.places(query).len()
+    }
+
     /// The nodes that failed (a partial list when not empty).
     pub fn failures(&self) -> &[NodeFailure] {
         &self.failures
