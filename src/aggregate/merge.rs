@@ -447,37 +447,8 @@ impl Sorted {
                 });
             }
         }
-        sort_ranks(&mut jobs);
+        jobs.sort_unstable();
         Some(Sorted { jobs, page_starts })
-    }
-}
-
-/// Swaps per rank, on average, that [`sort_ranks`] spends on insertion
-/// before it hands over to the general sort.
-const NEARLY_SORTED_SWAPS: usize = 4;
-
-/// Sorts `ranks`, in linear time when they are nearly sorted already. A node
-/// that lists its jobs roughly newest first (as the engine's examples look:
-/// a job that started later than one listed after it) is only a few
-/// swaps away from the cluster order, where the general sort would spend
-/// n log n comparisons. Each rank is moved left past the bigger ones before
-/// it while the swaps stay within [`NEARLY_SORTED_SWAPS`] per rank; past
-/// that budget the general sort takes over, so an unsorted part costs a
-/// little more than that sort alone (the budget runs out within the first
-/// few thousand ranks of a random order).
-fn sort_ranks(ranks: &mut [Ranked]) {
-    let mut budget = ranks.len().saturating_mul(NEARLY_SORTED_SWAPS);
-    for i in 1..ranks.len() {
-        let mut j = i;
-        while j > 0 && ranks[j - 1] > ranks[j] {
-            if budget == 0 {
-                ranks.sort_unstable();
-                return;
-            }
-            ranks.swap(j - 1, j);
-            budget -= 1;
-            j -= 1;
-        }
     }
 }
 
@@ -716,40 +687,6 @@ mod tests {
                 (0..n).collect::<Vec<_>>()
             );
             assert_eq!(done[0].1, std::thread::current().id(), "work(0) runs here");
-        }
-    }
-
-    #[test]
-    fn ranks_sort_alike_nearly_sorted_or_not() {
-        let rank = |age: u64, index: u32| Ranked {
-            age,
-            index,
-            hash: index.wrapping_mul(2_654_435_761),
-        };
-        let mut seed = 7u64;
-        let mut next = move || {
-            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-            seed >> 33
-        };
-        for n in [0usize, 1, 2, 10, 1000, 20_000] {
-            let sorted: Vec<Ranked> = (0..n as u32).map(|i| rank(u64::from(i) / 3, i)).collect();
-            // A few neighbours swapped (the insertion path), reversed and
-            // shuffled (the general sort after the budget runs out).
-            let mut nearly = sorted.clone();
-            for i in 1..n {
-                if next() % 100 < 5 {
-                    nearly.swap(i, i - 1 - (next() as usize % 3).min(i - 1));
-                }
-            }
-            let reversed: Vec<Ranked> = sorted.iter().rev().copied().collect();
-            let mut shuffled = sorted.clone();
-            for i in (1..n).rev() {
-                shuffled.swap(i, next() as usize % (i + 1));
-            }
-            for mut input in [sorted.clone(), nearly, reversed, shuffled] {
-                sort_ranks(&mut input);
-                assert!(input == sorted, "{n} ranks");
-            }
         }
     }
 
