@@ -203,6 +203,19 @@ async fn run(b: &mut Bench, args: &Args) -> Result<(), String> {
                     vec!["--cache-freshness", "1s"],
                     Some(Duration::from_secs(1)),
                 ));
+                if features.stale_while_revalidate {
+                    // No poller waits for the fan-out at the end of a window.
+                    variants.push((
+                        ", --cache-freshness 1s --cache-stale-while-revalidate 1s",
+                        vec![
+                            "--cache-freshness",
+                            "1s",
+                            "--cache-stale-while-revalidate",
+                            "1s",
+                        ],
+                        Some(Duration::from_secs(1)),
+                    ));
+                }
             } else {
                 b.report.skipped(
                     "4 pollers with --cache-freshness 1s",

@@ -54,7 +54,7 @@ use crate::metrics::metrics;
 use crate::upstream::client::{NodeClient, NodeRequest};
 use crate::upstream::Pool;
 use list::{Arrived, NodePart};
-use share::{Cache, Flights, Source};
+use share::{Cache, Flights, Lookup, Source};
 
 /// Node sizes remembered for fast paging, at most (then forgotten at once).
 const MAX_REMEMBERED_SIZES: usize = 10_000;
@@ -154,9 +154,17 @@ impl JobLists {
             plan: FetchPlan::new(config.max_node_jobs as u64),
             fast_paging: config.fast_paging,
             sizes: DashMap::new(),
-            sharing: share::Sharing::new(config.cache_freshness, config.cache_max_bytes),
+            sharing: share::Sharing::new(
+                config.cache_freshness,
+                config.cache_stale_while_revalidate,
+                config.cache_max_bytes,
+            ),
             lists: Flights::new(),
-            list_cache: Cache::new(config.cache_freshness, config.cache_max_bytes),
+            list_cache: Cache::new(
+                config.cache_freshness,
+                config.cache_stale_while_revalidate,
+                config.cache_max_bytes,
+            ),
             fanouts: tokio::sync::Semaphore::new(config.max_concurrent_fanouts),
             max_fanouts: config.max_concurrent_fanouts,
         }
@@ -269,26 +277,92 @@ impl JobLists {
     }
 
     /// The answer for `query` when the micro-cache holds it (the list, or
-    /// with `--fast-paging` the page), without a fan-out or a wait.
+    /// with `--fast-paging` the page), without a fan-out or a wait. A stale
+    /// entry (`--cache-stale-while-revalidate`) answers too, and the first
+    /// lookup to find it stale starts its refresh in the background.
     pub fn from_cache(
-        &self,
+        self: &Arc<Self>,
         path: &str,
         query: PageQuery,
         headers: &CallHeaders,
-    ) -> Option<(Answer, FanoutStats)> {
+    ) -> Option<(Answer, FanoutStats, Source)> {
         if self.fast_paging {
-            let answer = self
-                .sharing
-                .cached(&share::Key::new(path, query, headers))?;
-            return Some((answer, FanoutStats::default()));
+            let key = share::Key::new(path, query, headers);
+            let (answer, source) = match self.sharing.lookup(&key) {
+                Lookup::Fresh(answer) => (answer, Source::Cache),
+                Lookup::Stale { value, refresh } => {
+                    if refresh {
+                        self.refresh_page(key, path, query, headers);
+                    }
+                    (value, Source::Stale)
+                }
+                Lookup::Miss => return None,
+            };
+            return Some((answer, FanoutStats::default(), source));
         }
-        let list = self
-            .list_cache
-            .as_ref()?
-            .get(&share::Key::list(path, headers))?;
+        let key = share::Key::list(path, headers);
+        let (list, source) = match self.list_cache.as_ref()?.lookup(&key) {
+            Lookup::Fresh(list) => (list, Source::Cache),
+            Lookup::Stale { value, refresh } => {
+                if refresh {
+                    self.refresh_list(key, path, headers);
+                }
+                (value, Source::Stale)
+            }
+            Lookup::Miss => return None,
+        };
         let mut stats = FanoutStats::default();
         let answer = self.answer_from_list(&list, query, &mut stats);
-        Some((answer, stats))
+        Some((answer, stats, source))
+    }
+
+    /// Refreshes the stale cached list `key` in the background: replaced
+    /// when the new one is complete, dropped otherwise.
+    fn refresh_list(self: &Arc<Self>, key: share::Key, path: &str, headers: &CallHeaders) {
+        let (this, path, headers) = (self.clone(), path.to_string(), headers.clone());
+        let refresh = async move {
+            let Some(cache) = &this.list_cache else {
+                return;
+            };
+            let ((whole, stats), _) = this.lists.run(key, this.fetch_whole(&path, &headers)).await;
+            match whole {
+                Ok(Whole::List(list)) if list.complete() => {
+                    cache.put(key, list.clone(), list.bytes());
+                    debug!(calls = stats.calls, "Cached list refreshed");
+                }
+                _ => {
+                    cache.forget(&key);
+                    debug!(
+                        calls = stats.calls,
+                        "Cached list dropped: its refresh failed"
+                    );
+                }
+            }
+        };
+        tokio::spawn(refresh.instrument(debug_span!("cache_refresh")));
+    }
+
+    /// Refreshes the stale cached page `key` (`--fast-paging`) in the
+    /// background, as [`JobLists::refresh_list`] does a list.
+    fn refresh_page(
+        self: &Arc<Self>,
+        key: share::Key,
+        path: &str,
+        query: PageQuery,
+        headers: &CallHeaders,
+    ) {
+        let (this, path, headers) = (self.clone(), path.to_string(), headers.clone());
+        let refresh = async move {
+            let fanout = async {
+                let mut stats = FanoutStats::default();
+                let result = this
+                    .serve_fast_or_whole(&path, query, &headers, &mut stats)
+                    .await;
+                (result, stats)
+            };
+            this.sharing.refresh(key, fanout).await;
+        };
+        tokio::spawn(refresh.instrument(debug_span!("cache_refresh")));
     }
 
     /// The page `query` of `list`, and the owners of its jobs taught to the

@@ -68,6 +68,9 @@ pub struct Config {
     pub fast_paging: bool,
     /// Micro-cache freshness (zero: off).
     pub cache_freshness: Duration,
+    /// How long past its freshness a cached answer is still served while
+    /// one refresh runs (zero: never).
+    pub cache_stale_while_revalidate: Duration,
     /// Micro-cache memory budget.
     pub cache_max_bytes: usize,
     /// How long readiness is 503 before shutdown starts, after SIGTERM.
@@ -255,6 +258,18 @@ impl Config {
             Duration::ZERO,
             &mut problems,
         );
+        let cache_stale_while_revalidate = raw.duration_or_zero(
+            "cache-stale-while-revalidate",
+            &args.cache_stale_while_revalidate,
+            Duration::ZERO,
+            &mut problems,
+        );
+        if cache_freshness.is_zero() && !cache_stale_while_revalidate.is_zero() {
+            problems.push(
+                "cache-stale-while-revalidate: needs the micro-cache (cache-freshness above 0)"
+                    .to_string(),
+            );
+        }
         let cache_max_bytes = raw.count(
             "cache-max-bytes",
             &args.cache_max_bytes,
@@ -287,6 +302,7 @@ impl Config {
                 max_concurrent_fanouts,
                 fast_paging,
                 cache_freshness,
+                cache_stale_while_revalidate,
                 cache_max_bytes,
                 drain_delay,
                 shutdown_timeout,
@@ -664,6 +680,17 @@ mod tests {
         assert_eq!(config.static_nodes()[0].url, "http://127.0.0.1:80");
         assert_eq!(config.static_nodes()[1].url, "http://127.0.0.1:81");
         assert_eq!(config.static_nodes()[1].index, 1);
+    }
+
+    #[test]
+    fn serving_stale_needs_the_cache() {
+        let mut a = args(&["http://127.0.0.1:1"]);
+        a.cache_stale_while_revalidate = Some("5s".into());
+        let errors = Config::load(&a).expect_err("invalid").0;
+        assert!(errors[0].contains("needs the micro-cache"), "{errors:?}");
+        a.cache_freshness = Some("1s".into());
+        let config = Config::load(&a).expect("valid");
+        assert_eq!(config.cache_stale_while_revalidate, Duration::from_secs(5));
     }
 
     #[test]

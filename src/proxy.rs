@@ -50,7 +50,7 @@ const ACCESS_LOG: &str = "ges_sidecar::access";
 /// The proxy: the state every request shares.
 pub struct Sidecar {
     pool: Arc<Pool>,
-    job_lists: JobLists,
+    job_lists: Arc<JobLists>,
     locator: Locator,
     rewrite_host: bool,
     forward_timeout: Duration,
@@ -81,7 +81,7 @@ impl Sidecar {
     /// Builds the proxy over `pool`.
     pub fn new(config: &Config, pool: Arc<Pool>, lifecycle: Arc<Lifecycle>) -> Sidecar {
         Sidecar {
-            job_lists: JobLists::new(config, pool.clone()),
+            job_lists: Arc::new(JobLists::new(config, pool.clone())),
             locator: Locator::new(config, pool.clone()),
             pool,
             rewrite_host: config.rewrite_host,
@@ -110,7 +110,7 @@ impl Sidecar {
         // A cache hit logs nothing: it needs no request span either.
         let cached = self.job_lists.from_cache(&path, query, &headers);
         let (result, stats, source) = match cached {
-            Some((answer, stats)) => (Ok(answer), stats, Source::Cache),
+            Some((answer, stats, source)) => (Ok(answer), stats, source),
             None => {
                 self.job_lists
                     .serve_shared(&path, query, &headers)

@@ -102,12 +102,25 @@ async fn different_credentials_never_share() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pollers_cost_one_fanout_per_freshness_window() {
+    // Also when stale answers are served while a refresh runs.
+    for stale in ["0", "10s"] {
+        pollers_cost_one_fanout_per_window(stale).await;
+    }
+}
+
+async fn pollers_cost_one_fanout_per_window(stale: &str) {
     let nodes = start_nodes(3, Dialect::Memory).await;
     for (i, n) in nodes.iter().enumerate() {
         n.set_jobs(jobs::generate(Dialect::Memory, 200, i as u64 + 1, "movies"));
     }
     let mut args = upstream_args(&nodes);
-    args.extend(["--cache-freshness", "250ms"].map(String::from));
+    let cache = [
+        "--cache-freshness",
+        "250ms",
+        "--cache-stale-while-revalidate",
+        stale,
+    ];
+    args.extend(cache.map(String::from));
     let sidecar = Sidecar::start(&args);
 
     let window = Duration::from_millis(250);
@@ -136,10 +149,119 @@ async fn pollers_cost_one_fanout_per_freshness_window() {
         let calls = list_calls(node);
         assert!(
             calls <= windows,
-            "{calls} fan-outs for {total} requests in {windows} windows"
+            "{calls} fan-outs for {total} requests in {windows} windows (stale: {stale})"
         );
     }
     assert!(total > 64, "the pollers were served: {total}");
+}
+
+/// Every node's list calls so far.
+fn calls(nodes: &[EngineNode]) -> Vec<usize> {
+    nodes.iter().map(list_calls).collect()
+}
+
+/// `totalCount` of a job-list answer.
+fn total(resp: &Resp) -> u64 {
+    resp.json()["totalCount"].as_u64().expect("totalCount")
+}
+
+/// The sidecar's arguments for a micro-cache of 200 ms that serves stale
+/// answers for 30 s more, with the fetch `plan`'s flags.
+fn stale_while_revalidate(nodes: &[EngineNode], plan: &[&str]) -> Vec<String> {
+    let mut args = upstream_args(nodes);
+    let swr = [
+        "--cache-freshness",
+        "200ms",
+        "--cache-stale-while-revalidate",
+        "30s",
+    ];
+    args.extend(swr.iter().chain(plan).map(|s| s.to_string()));
+    args
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_answers_come_at_once_while_one_refresh_runs() {
+    // The default plan caches lists, fast paging pages.
+    for plan in [&[][..], &["--fast-paging"][..]] {
+        let nodes = start_nodes(2, Dialect::Persistence).await;
+        for (i, n) in nodes.iter().enumerate() {
+            n.set_jobs(jobs::generate(
+                Dialect::Persistence,
+                5,
+                i as u64 + 1,
+                "movies",
+            ));
+        }
+        let sidecar = Sidecar::start(&stale_while_revalidate(&nodes, plan));
+        let url = sidecar.url(&list_path("?limit=3"));
+
+        assert_eq!(total(&get(&url, &[]).await), 10, "{plan:?}");
+        let first = calls(&nodes);
+        // The lists change, and the nodes become slow.
+        nodes[0].set_jobs(jobs::generate(Dialect::Persistence, 6, 1, "movies"));
+        let delay = Duration::from_millis(800);
+        nodes.iter().for_each(|n| n.set_fault(Fault::Delay(delay)));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+
+        let started = std::time::Instant::now();
+        let answers: Vec<Resp> = futures::future::join_all((0..8).map(|_| get(&url, &[]))).await;
+        let waited = started.elapsed();
+        for answer in &answers {
+            assert_eq!(answer.status, 200);
+            assert_eq!(total(answer), 10, "the stale answer, at once ({plan:?})");
+        }
+        assert!(
+            waited < delay / 2,
+            "no client waited: {waited:?} ({plan:?})"
+        );
+
+        // One refresh ran for all of them (fast paging's takes more than
+        // one round trip); its answer replaces the stale one.
+        nodes.iter().for_each(|n| n.set_fault(Fault::None));
+        let deadline = started + Duration::from_secs(10);
+        let mut latest = 10;
+        while latest != 11 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            latest = total(&get(&url, &[]).await);
+        }
+        assert_eq!(latest, 11, "refreshed ({plan:?})");
+        let refresh: Vec<usize> = calls(&nodes)
+            .iter()
+            .zip(&first)
+            .map(|(a, b)| a - b)
+            .collect();
+        if plan.is_empty() {
+            // A whole-list fan-out costs the same calls every time.
+            assert_eq!(refresh, first, "one refresh");
+        } else {
+            // Fast paging probes the sizes again: the first node's changed.
+            assert!(refresh.iter().all(|c| *c >= 1), "{refresh:?}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_refresh_drops_the_stale_answer() {
+    for plan in [&[][..], &["--fast-paging"][..]] {
+        let nodes = start_nodes(2, Dialect::Persistence).await;
+        let sidecar = Sidecar::start(&stale_while_revalidate(&nodes, plan));
+        let url = sidecar.url(&list_path("?limit=1"));
+        assert_eq!(get(&url, &[]).await.status, 200);
+
+        nodes[1].set_fault(Fault::Status(503));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let stale = get(&url, &[]).await;
+        assert_eq!(
+            stale.status, 200,
+            "stale, while the refresh runs ({plan:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let after = get(&url, &[]).await;
+        assert_eq!(
+            after.status, 502,
+            "the failed refresh dropped the answer: the failure is reported ({plan:?})"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

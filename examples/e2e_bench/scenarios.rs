@@ -476,7 +476,8 @@ pub async fn pollers(
         drop(sidecar);
         let max_calls = calls.iter().copied().max().unwrap_or(0);
         let requests = load.latencies.len() as u64 + load.errors;
-        let p50 = load.percentile(50.0).map(ms).unwrap_or_else(|| "-".into());
+        let at = |p: f64| load.percentile(p).map(ms).unwrap_or_else(|| "-".into());
+        let latency = format!("p50 {}, p99.9 {}, max {}", at(50.0), at(99.9), at(100.0));
         let (goal, met) = match freshness {
             Some(f) => {
                 let windows = (load.elapsed.as_secs_f64() / f.as_secs_f64()).floor() as u64 + 1;
@@ -500,7 +501,7 @@ pub async fn pollers(
         b.report.row(
             what,
             format!("{requests} client requests ({} errors)", load.errors),
-            format!("{max_calls} calls/node (per node {calls:?}); p50 {p50}"),
+            format!("{max_calls} calls/node (per node {calls:?}); {latency}"),
             format!(
                 "{:.4} calls/node per request",
                 max_calls as f64 / requests.max(1) as f64

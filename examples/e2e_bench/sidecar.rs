@@ -22,6 +22,8 @@ pub struct Features {
     pub cache_freshness: bool,
     /// `--fast-paging`.
     pub fast_paging: bool,
+    /// `--cache-stale-while-revalidate DURATION`.
+    pub stale_while_revalidate: bool,
 }
 
 /// A running sidecar; killed on drop.
@@ -65,6 +67,7 @@ impl Binary {
             features: Features {
                 cache_freshness: help.contains("--cache-freshness"),
                 fast_paging: help.contains("--fast-paging"),
+                stale_while_revalidate: help.contains("--cache-stale-while-revalidate"),
             },
         })
     }

@@ -26,10 +26,20 @@
 //! with the cache off (the default) only concurrent requests share. The
 //! entries take at most `--cache-max-bytes` in all (node bodies included);
 //! a list that does not fit is shared while in flight but not kept.
+//!
+//! # Stale while revalidate
+//!
+//! With `--cache-stale-while-revalidate` (RFC 5861's name), a result past
+//! its freshness is still served for that long while one refresh runs in
+//! the background ([`Lookup::Stale`]), so pollers never wait for the fan-out
+//! at the end of each window, and the nodes still see one fan-out per
+//! window. Such an answer is older than the freshness by up to the time the
+//! refresh takes. A refresh that fails or comes back partial drops the
+//! entry: the next request fans out itself and sees the failure.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hash, Hasher};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -52,6 +62,8 @@ pub enum Source {
     Shared,
     /// The micro-cache answered.
     Cache,
+    /// The micro-cache answered past the freshness, while a refresh runs.
+    Stale,
 }
 
 /// The identity of a job-list request (or of a whole list, for any page).
@@ -64,13 +76,39 @@ pub struct Flights<T> {
     map: DashMap<Key, Arc<OnceCell<T>>>,
 }
 
-/// The micro-cache: values reused for `freshness`, at most `max_bytes` in
-/// all.
+/// The micro-cache: values reused for `freshness` (and, while refreshed,
+/// for `stale` more), at most `max_bytes` in all.
 pub struct Cache<T> {
-    entries: DashMap<Key, (Instant, T, usize)>,
+    entries: DashMap<Key, Entry<T>>,
     freshness: Duration,
+    stale: Duration,
     max_bytes: usize,
     bytes: AtomicUsize,
+}
+
+/// One cached value.
+struct Entry<T> {
+    at: Instant,
+    value: T,
+    size: usize,
+    /// Set by the lookup that asked for this entry's refresh.
+    refreshing: AtomicBool,
+}
+
+/// What the cache holds for a key.
+pub enum Lookup<T> {
+    /// A value within its freshness.
+    Fresh(T),
+    /// A value past its freshness but within the stale window.
+    Stale {
+        /// The value.
+        value: T,
+        /// True for exactly one lookup per entry, which must then refresh
+        /// it in the background ([`Cache::put`] or [`Cache::forget`]).
+        refresh: bool,
+    },
+    /// Nothing usable.
+    Miss,
 }
 
 /// In-flight page fan-outs and the page micro-cache (the `--fast-paging`
@@ -89,6 +127,7 @@ impl Source {
             Source::Fanout => "fanout",
             Source::Shared => "shared",
             Source::Cache => "cache",
+            Source::Stale => "stale",
         }
     }
 }
@@ -172,16 +211,34 @@ impl<T: Clone> Default for Flights<T> {
 
 impl Sharing {
     /// Sharing with a micro-cache when `freshness` is not zero.
-    pub fn new(freshness: Duration, max_bytes: usize) -> Sharing {
+    pub fn new(freshness: Duration, stale: Duration, max_bytes: usize) -> Sharing {
         Sharing {
             flights: Flights::new(),
-            cache: Cache::new(freshness, max_bytes),
+            cache: Cache::new(freshness, stale, max_bytes),
         }
     }
 
-    /// The cached answer for `key`, if fresh.
-    pub fn cached(&self, key: &Key) -> Option<Answer> {
-        self.cache.as_ref()?.get(key)
+    /// What the cache holds for `key`.
+    pub fn lookup(&self, key: &Key) -> Lookup<Answer> {
+        self.cache.as_ref().map_or(Lookup::Miss, |c| c.lookup(key))
+    }
+
+    /// Refreshes the stale entry for `key` with `fanout` (or the identical
+    /// fan-out in flight): kept when complete, dropped otherwise.
+    pub async fn refresh<F>(&self, key: Key, fanout: F)
+    where
+        F: std::future::Future<Output = Outcome>,
+    {
+        let Some(cache) = &self.cache else {
+            return;
+        };
+        let (outcome, _) = self.flights.run(key, fanout).await;
+        match &outcome.0 {
+            Ok(answer) if is_complete(answer) => {
+                cache.put(key, answer.clone(), answer.body.held_bytes())
+            }
+            _ => cache.forget(&key),
+        }
     }
 
     /// The answer for `key`: from the cache, from an identical fan-out in
@@ -198,9 +255,7 @@ impl Sharing {
             return ((outcome.0, FanoutStats::default()), Source::Shared);
         }
         if let (Some(cache), Ok(answer)) = (&self.cache, &outcome.0) {
-            let complete = answer.status == 200
-                && !answer.headers.iter().any(|(n, _)| n == FAILED_NODES_HEADER);
-            if complete {
+            if is_complete(answer) {
                 cache.put(key, answer.clone(), answer.body.held_bytes());
             }
         }
@@ -208,14 +263,20 @@ impl Sharing {
     }
 }
 
+/// Whether an answer may be cached: a success naming no failed node.
+fn is_complete(answer: &Answer) -> bool {
+    answer.status == 200 && !answer.headers.iter().any(|(n, _)| n == FAILED_NODES_HEADER)
+}
+
 // === impl Cache ===
 
 impl<T: Clone> Cache<T> {
     /// A cache, or `None` when `freshness` is zero (caching off).
-    pub fn new(freshness: Duration, max_bytes: usize) -> Option<Cache<T>> {
+    pub fn new(freshness: Duration, stale: Duration, max_bytes: usize) -> Option<Cache<T>> {
         (!freshness.is_zero()).then(|| Cache {
             entries: DashMap::new(),
             freshness,
+            stale,
             max_bytes,
             bytes: AtomicUsize::new(0),
         })
@@ -223,43 +284,89 @@ impl<T: Clone> Cache<T> {
 
     /// The value for `key` while it is fresh.
     pub fn get(&self, key: &Key) -> Option<T> {
-        let hit = self.entries.get(key).map(|e| (e.0, e.1.clone()));
-        match hit {
-            Some((at, value)) if at.elapsed() < self.freshness => Some(value),
-            Some(_) => {
-                self.remove(key);
-                None
-            }
-            None => None,
+        match self.lookup_as(key, false) {
+            Lookup::Fresh(value) => Some(value),
+            _ => None,
         }
     }
 
-    /// Keeps `value` (of about `size` bytes) when it fits: stale entries are
-    /// dropped to make room; fresh ones are never pushed out.
+    /// The value for `key`, fresh or (within the stale window) stale.
+    pub fn lookup(&self, key: &Key) -> Lookup<T> {
+        self.lookup_as(key, true)
+    }
+
+    fn lookup_as(&self, key: &Key, stale_ok: bool) -> Lookup<T> {
+        let found = self.entries.get(key).map(|e| {
+            let age = e.at.elapsed();
+            if age < self.freshness {
+                Lookup::Fresh(e.value.clone())
+            } else if stale_ok && age < self.freshness + self.stale {
+                let refresh = !e.refreshing.swap(true, Ordering::AcqRel);
+                Lookup::Stale {
+                    value: e.value.clone(),
+                    refresh,
+                }
+            } else {
+                Lookup::Miss
+            }
+        });
+        if let Some(Lookup::Miss) = found {
+            self.drop_expired(key);
+        }
+        found.unwrap_or(Lookup::Miss)
+    }
+
+    /// Drops the entry for `key` if it is past any use (one that may still
+    /// be served stale is kept).
+    fn drop_expired(&self, key: &Key) {
+        let done = self.freshness + self.stale;
+        if let Some((_, entry)) = self.entries.remove_if(key, |_, e| e.at.elapsed() >= done) {
+            self.bytes.fetch_sub(entry.size, Ordering::Relaxed);
+        }
+    }
+
+    /// Keeps `value` (of about `size` bytes) when it fits: expired entries
+    /// are dropped to make room; usable ones are never pushed out.
     pub fn put(&self, key: Key, value: T, size: usize) {
         if size > self.max_bytes {
+            self.forget(&key);
             return;
         }
-        if self.bytes.load(Ordering::Relaxed) + size > self.max_bytes {
-            let stale: Vec<Key> = self
+        // A refresh replaces the entry: its bytes do not count against the
+        // new one (they are freed by the insert).
+        let fits = |cache: &Self| {
+            let replaced = cache.entries.get(&key).map_or(0, |e| e.size);
+            cache.bytes.load(Ordering::Relaxed).saturating_sub(replaced) + size <= cache.max_bytes
+        };
+        if !fits(self) {
+            let expired: Vec<Key> = self
                 .entries
                 .iter()
-                .filter(|e| e.0.elapsed() >= self.freshness)
+                .filter(|e| e.at.elapsed() >= self.freshness + self.stale)
                 .map(|e| *e.key())
                 .collect();
-            stale.iter().for_each(|k| self.remove(k));
-            if self.bytes.load(Ordering::Relaxed) + size > self.max_bytes {
+            expired.iter().for_each(|k| self.drop_expired(k));
+            if !fits(self) {
+                self.forget(&key);
                 return;
             }
         }
-        self.remove(&key);
         self.bytes.fetch_add(size, Ordering::Relaxed);
-        self.entries.insert(key, (Instant::now(), value, size));
+        let entry = Entry {
+            at: Instant::now(),
+            value,
+            size,
+            refreshing: AtomicBool::new(false),
+        };
+        if let Some(old) = self.entries.insert(key, entry) {
+            self.bytes.fetch_sub(old.size, Ordering::Relaxed);
+        }
     }
 
-    fn remove(&self, key: &Key) {
-        if let Some((_, (_, _, size))) = self.entries.remove(key) {
-            self.bytes.fetch_sub(size, Ordering::Relaxed);
+    /// Drops the entry for `key`, if any.
+    pub fn forget(&self, key: &Key) {
+        if let Some((_, entry)) = self.entries.remove(key) {
+            self.bytes.fetch_sub(entry.size, Ordering::Relaxed);
         }
     }
 }
@@ -314,7 +421,7 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_identical_requests_share_one_fanout() {
-        let sharing = Arc::new(Sharing::new(Duration::ZERO, 0));
+        let sharing = Arc::new(Sharing::new(Duration::ZERO, Duration::ZERO, 0));
         let runs = Arc::new(AtomicU32::new(0));
         let key = Key::new(
             "/p",
@@ -348,9 +455,54 @@ mod tests {
         assert_eq!(source, Source::Fanout);
     }
 
+    #[test]
+    fn a_refresh_replaces_an_entry_that_fills_half_the_budget() {
+        let cache: Cache<u32> =
+            Cache::new(Duration::from_secs(60), Duration::ZERO, 100).expect("a cache");
+        let key = Key::list("/p", &headers("t"));
+        cache.put(key, 1, 60);
+        cache.put(key, 2, 60);
+        assert_eq!(cache.get(&key), Some(2), "the new value, in budget");
+        let other = Key::list("/q", &headers("t"));
+        cache.put(other, 3, 60);
+        assert_eq!(cache.get(&other), None, "a second entry does not fit");
+        assert_eq!(
+            cache.get(&key),
+            Some(2),
+            "fresh entries are never pushed out"
+        );
+    }
+
+    #[test]
+    fn stale_entries_are_served_and_refreshed_once() {
+        let cache: Cache<u32> =
+            Cache::new(Duration::from_millis(20), Duration::from_secs(60), 100).expect("a cache");
+        let key = Key::list("/p", &headers("t"));
+        cache.put(key, 1, 10);
+        assert!(matches!(cache.lookup(&key), Lookup::Fresh(1)));
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(cache.get(&key), None, "not fresh");
+        assert!(matches!(
+            cache.lookup(&key),
+            Lookup::Stale {
+                value: 1,
+                refresh: true
+            }
+        ));
+        assert!(matches!(
+            cache.lookup(&key),
+            Lookup::Stale {
+                value: 1,
+                refresh: false
+            }
+        ));
+        cache.put(key, 2, 10);
+        assert!(matches!(cache.lookup(&key), Lookup::Fresh(2)));
+    }
+
     #[tokio::test]
     async fn the_cache_holds_complete_answers_only_for_the_freshness() {
-        let sharing = Sharing::new(Duration::from_millis(100), 1 << 20);
+        let sharing = Sharing::new(Duration::from_millis(100), Duration::ZERO, 1 << 20);
         let key = Key::new(
             "/p",
             PageQuery {

@@ -174,6 +174,19 @@ pub struct ProxyArgs {
     )]
     pub cache_freshness: Option<String>,
 
+    /// Micro-cache: past its freshness, a cached list is still answered
+    /// for up to this long while one refresh runs in the background, so no
+    /// client waits for the fan-out at the end of a window (RFC 5861's
+    /// stale-while-revalidate). A refresh that fails or is partial drops
+    /// the entry. Needs --cache-freshness; 0 turns it off [default: 0].
+    #[arg(
+        long,
+        env = "GES_SIDECAR_CACHE_STALE_WHILE_REVALIDATE",
+        value_name = "DURATION",
+        global = true
+    )]
+    pub cache_stale_while_revalidate: Option<String>,
+
     /// Memory budget of the micro-cache, in bytes, node bodies included
     /// [default: 67108864].
     #[arg(

@@ -23,6 +23,7 @@ pub const KEYS: &[&str] = &[
     "max-request-body-bytes",
     "max-concurrent-fanouts",
     "cache-freshness",
+    "cache-stale-while-revalidate",
     "fast-paging",
     "cache-max-bytes",
     "drain-delay",
