@@ -325,19 +325,18 @@ impl JobLists {
                 return;
             };
             let ((whole, stats), _) = this.lists.run(key, this.fetch_whole(&path, &headers)).await;
-            match whole {
+            let kept = match whole {
                 Ok(Whole::List(list)) if list.complete() => {
                     cache.put(key, list.clone(), list.bytes());
-                    debug!(calls = stats.calls, "Cached list refreshed");
+                    true
                 }
                 _ => {
                     cache.forget(&key);
-                    debug!(
-                        calls = stats.calls,
-                        "Cached list dropped: its refresh failed"
-                    );
+                    false
                 }
-            }
+            };
+            debug!(kept, calls = stats.calls, "Cached list refreshed");
+            metrics().cache_refresh(kept);
         };
         tokio::spawn(refresh.instrument(debug_span!("cache_refresh")));
     }
@@ -360,7 +359,9 @@ impl JobLists {
                     .await;
                 (result, stats)
             };
-            this.sharing.refresh(key, fanout).await;
+            let kept = this.sharing.refresh(key, fanout).await;
+            debug!(kept, "Cached page refreshed");
+            metrics().cache_refresh(kept);
         };
         tokio::spawn(refresh.instrument(debug_span!("cache_refresh")));
     }

@@ -27,6 +27,9 @@ const RATIO_BUCKETS: &[f64] = &[
 /// Statuses with a pre-resolved `requests` handle: 100 to 599.
 const STATUSES: std::ops::Range<u16> = 100..600;
 
+/// Where a job-list answer came from (`share::Source::name`).
+const SOURCES: [&str; 4] = ["fanout", "shared", "cache", "stale"];
+
 /// The sidecar's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -50,6 +53,10 @@ pub struct Metrics {
     pub overfetch: Histogram,
     /// Partial job lists served.
     pub partial_answers: IntCounter,
+    /// Job-list answers by source (`SOURCES`), resolved at start.
+    answers: Vec<(&'static str, IntCounter)>,
+    /// Background refreshes of stale micro-cache entries by outcome.
+    cache_refreshes: IntCounterVec,
     /// Nodes by health state.
     pub nodes: IntGaugeVec,
     /// Job IDs in the ownership index.
@@ -156,6 +163,24 @@ impl Metrics {
             &[],
         )
         .with_label_values(&[] as &[&str]);
+        let answers = counter(
+            "ges_sidecar_job_list_answers_total",
+            "Job-list answers by source: a fan-out the request led (fanout), one it \
+             shared with concurrent requests (shared), the micro-cache (cache), or a \
+             stale cache entry served while it is refreshed (stale).",
+            &["source"],
+        );
+        let answers = SOURCES
+            .iter()
+            .map(|&source| (source, answers.with_label_values(&[source])))
+            .collect();
+        let cache_refreshes = counter(
+            "ges_sidecar_cache_refreshes_total",
+            "Background refreshes of stale micro-cache entries \
+             (--cache-stale-while-revalidate): kept, or dropped because the refresh \
+             failed or was partial.",
+            &["outcome"],
+        );
         let nodes = IntGaugeVec::new(
             Opts::new("ges_sidecar_nodes", "Known engine nodes by health state."),
             &["state"],
@@ -192,6 +217,8 @@ impl Metrics {
             jobs_returned,
             overfetch,
             partial_answers,
+            answers,
+            cache_refreshes,
             nodes,
             job_index_entries,
             in_flight,
@@ -234,6 +261,20 @@ impl Metrics {
         self.node_call_duration
             .with_label_values(&[node])
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Records a job-list answer from `source` (a `share::Source` name).
+    pub fn job_list_answer(&self, source: &str) {
+        match self.answers.iter().find(|(s, _)| *s == source) {
+            Some((_, counter)) => counter.inc(),
+            None => tracing::warn!(source, "Unknown job-list answer source"),
+        }
+    }
+
+    /// Records a background cache refresh: `kept` or dropped.
+    pub fn cache_refresh(&self, kept: bool) {
+        let outcome = if kept { "kept" } else { "dropped" };
+        self.cache_refreshes.with_label_values(&[outcome]).inc();
     }
 
     /// Records a failure of `node`.

@@ -513,6 +513,9 @@ fn record_metrics(ctx: &RequestCtx, fanout: &FanoutStats, status: u16, e: Option
     let route = ctx.route.name();
     let elapsed = ctx.started.elapsed();
     m.request(route, status, elapsed);
+    if let (Route::JobList, Some(source)) = (&ctx.route, ctx.source) {
+        m.job_list_answer(source.name());
+    }
     if ctx.route == Route::JobList && ctx.fanout_ran() {
         m.jobs_fetched.inc_by(fanout.jobs_fetched);
         m.jobs_returned.inc_by(fanout.jobs_returned);

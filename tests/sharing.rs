@@ -160,6 +160,12 @@ fn calls(nodes: &[EngineNode]) -> Vec<usize> {
     nodes.iter().map(list_calls).collect()
 }
 
+/// The sidecar's metrics page.
+async fn metrics_text(sidecar: &Sidecar) -> String {
+    let resp = get(&sidecar.admin_url("/metrics"), &[]).await;
+    String::from_utf8_lossy(&resp.body).into_owned()
+}
+
 /// `totalCount` of a job-list answer.
 fn total(resp: &Resp) -> u64 {
     resp.json()["totalCount"].as_u64().expect("totalCount")
@@ -237,6 +243,17 @@ async fn stale_answers_come_at_once_while_one_refresh_runs() {
             // Fast paging probes the sizes again: the first node's changed.
             assert!(refresh.iter().all(|c| *c >= 1), "{refresh:?}");
         }
+        let metrics = metrics_text(&sidecar).await;
+        let stale = sample(
+            &metrics,
+            r#"ges_sidecar_job_list_answers_total{source="stale"}"#,
+        );
+        assert!(stale >= 8.0, "{stale} stale answers counted ({plan:?})");
+        let kept = sample(
+            &metrics,
+            r#"ges_sidecar_cache_refreshes_total{outcome="kept"}"#,
+        );
+        assert!(kept >= 1.0, "{kept} refreshes kept ({plan:?})");
     }
 }
 
@@ -261,6 +278,9 @@ async fn a_failed_refresh_drops_the_stale_answer() {
             after.status, 502,
             "the failed refresh dropped the answer: the failure is reported ({plan:?})"
         );
+        let metrics = metrics_text(&sidecar).await;
+        let series = r#"ges_sidecar_cache_refreshes_total{outcome="dropped"}"#;
+        assert_eq!(sample(&metrics, series), 1.0, "{plan:?}");
     }
 }
 
@@ -374,6 +394,17 @@ async fn the_cache_keeps_the_whole_list_for_every_page_and_one_token() {
     for node in &nodes {
         assert_eq!(list_calls(node), 1, "every page came from the cached list");
     }
+    // Counted by source once each answer is logged (just after it is sent).
+    let cached = r#"ges_sidecar_job_list_answers_total{source="cache"}"#;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut metrics = metrics_text(&sidecar).await;
+    while sample(&metrics, cached) < 8.0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        metrics = metrics_text(&sidecar).await;
+    }
+    assert_eq!(sample(&metrics, cached), 8.0, "{metrics}");
+    let led = r#"ges_sidecar_job_list_answers_total{source="fanout"}"#;
+    assert_eq!(sample(&metrics, led), 1.0);
     // Another token never sees that list: it costs its own fan-out.
     let answers = pages_at_once(&sidecar, &offsets, "b").await;
     assert_slices(&answers, &offsets, &whole);

@@ -224,20 +224,25 @@ impl Sharing {
     }
 
     /// Refreshes the stale entry for `key` with `fanout` (or the identical
-    /// fan-out in flight): kept when complete, dropped otherwise.
-    pub async fn refresh<F>(&self, key: Key, fanout: F)
+    /// fan-out in flight): kept when complete, dropped otherwise. Whether
+    /// it was kept.
+    pub async fn refresh<F>(&self, key: Key, fanout: F) -> bool
     where
         F: std::future::Future<Output = Outcome>,
     {
         let Some(cache) = &self.cache else {
-            return;
+            return false;
         };
         let (outcome, _) = self.flights.run(key, fanout).await;
         match &outcome.0 {
             Ok(answer) if is_complete(answer) => {
-                cache.put(key, answer.clone(), answer.body.held_bytes())
+                cache.put(key, answer.clone(), answer.body.held_bytes());
+                true
             }
-            _ => cache.forget(&key),
+            _ => {
+                cache.forget(&key);
+                false
+            }
         }
     }
 
