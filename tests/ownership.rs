@@ -162,14 +162,7 @@ async fn index_entries(sidecar: &Sidecar) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cached_lists_teach_each_new_page() {
     let nodes = start_nodes(2, Dialect::Persistence).await;
-    for (i, node) in nodes.iter().enumerate() {
-        node.set_jobs(jobs::generate(
-            Dialect::Persistence,
-            10,
-            i as u64 + 1,
-            "movies",
-        ));
-    }
+    fill_nodes(&nodes, Dialect::Persistence, 10);
     let mut args = upstream_args(&nodes);
     args.extend(["--cache-freshness", "30s"].map(String::from));
     let sidecar = Sidecar::start(&args);
@@ -208,14 +201,7 @@ async fn cached_lists_teach_each_new_page() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_job_lists_teach_owners_once_written() {
     let nodes = start_nodes(2, Dialect::Persistence).await;
-    for (i, node) in nodes.iter().enumerate() {
-        node.set_jobs(jobs::generate(
-            Dialect::Persistence,
-            2000,
-            i as u64 + 1,
-            "movies",
-        ));
-    }
+    fill_nodes(&nodes, Dialect::Persistence, 2000);
     let sidecar = Sidecar::start(&upstream_args(&nodes));
     let list = get(&sidecar.url(&list_path("?limit=4000")), &[]).await;
     assert!(list.body.len() > 256 * 1024, "a page written in chunks");

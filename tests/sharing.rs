@@ -110,9 +110,7 @@ async fn pollers_cost_one_fanout_per_freshness_window() {
 
 async fn pollers_cost_one_fanout_per_window(stale: &str) {
     let nodes = start_nodes(3, Dialect::Memory).await;
-    for (i, n) in nodes.iter().enumerate() {
-        n.set_jobs(jobs::generate(Dialect::Memory, 200, i as u64 + 1, "movies"));
-    }
+    fill_nodes(&nodes, Dialect::Memory, 200);
     let mut args = upstream_args(&nodes);
     let cache = [
         "--cache-freshness",
@@ -190,14 +188,7 @@ async fn stale_answers_come_at_once_while_one_refresh_runs() {
     // The default plan caches lists, fast paging pages.
     for plan in [&[][..], &["--fast-paging"][..]] {
         let nodes = start_nodes(2, Dialect::Persistence).await;
-        for (i, n) in nodes.iter().enumerate() {
-            n.set_jobs(jobs::generate(
-                Dialect::Persistence,
-                5,
-                i as u64 + 1,
-                "movies",
-            ));
-        }
+        fill_nodes(&nodes, Dialect::Persistence, 5);
         let sidecar = Sidecar::start(&stale_while_revalidate(&nodes, plan));
         let url = sidecar.url(&list_path("?limit=3"));
 
@@ -346,9 +337,7 @@ fn assert_slices(answers: &[Resp], offsets: &[u64], whole: &[String]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn different_pages_at_the_same_moment_share_one_fanout() {
     let nodes = start_nodes(3, Dialect::Memory).await;
-    for (i, n) in nodes.iter().enumerate() {
-        n.set_jobs(jobs::generate(Dialect::Memory, 20, i as u64 + 1, "movies"));
-    }
+    fill_nodes(&nodes, Dialect::Memory, 20);
     let sidecar = Sidecar::start(&upstream_args(&nodes));
     let whole = get(&sidecar.url(&list_path("")), &[("X-Auth-Token", "t")])
         .await
@@ -373,14 +362,7 @@ async fn different_pages_at_the_same_moment_share_one_fanout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cache_keeps_the_whole_list_for_every_page_and_one_token() {
     let nodes = start_nodes(2, Dialect::Persistence).await;
-    for (i, n) in nodes.iter().enumerate() {
-        n.set_jobs(jobs::generate(
-            Dialect::Persistence,
-            25,
-            i as u64 + 1,
-            "movies",
-        ));
-    }
+    fill_nodes(&nodes, Dialect::Persistence, 25);
     let mut args = upstream_args(&nodes);
     args.extend(["--cache-freshness", "30s"].map(String::from));
     let sidecar = Sidecar::start(&args);

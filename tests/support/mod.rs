@@ -155,6 +155,19 @@ pub fn upstream_args(nodes: &[EngineNode]) -> Vec<String> {
         .collect()
 }
 
+/// Gives node `i` of `nodes` `jobs` generated jobs of `dialect` (seed
+/// `i + 1`, graph `movies`), so that no job ID repeats across nodes.
+pub fn fill_nodes(nodes: &[EngineNode], dialect: Dialect, jobs: usize) {
+    for (i, node) in nodes.iter().enumerate() {
+        node.set_jobs(ges_sidecar::engine::jobs::generate(
+            dialect,
+            jobs,
+            i as u64 + 1,
+            "movies",
+        ));
+    }
+}
+
 /// Starts `n` stand-in nodes speaking `dialect` on 127.0.0.1:0.
 pub async fn start_nodes(n: usize, dialect: Dialect) -> Vec<EngineNode> {
     let mut nodes = Vec::with_capacity(n);
