@@ -148,6 +148,23 @@ async fn job_lists_teach_owners_too() {
     );
 }
 
+/// Asks the status of job `id` and checks that only its listed owner was
+/// asked (`want`: calls per node).
+async fn assert_asked_only_owner(
+    sidecar: &Sidecar,
+    nodes: &[EngineNode],
+    id: &str,
+    want: [usize; 2],
+) {
+    clear(nodes);
+    get(&sidecar.url(&format!("{BASE}/jobs/{id}/status")), &[]).await;
+    assert_eq!(
+        hits(nodes, id),
+        want,
+        "the listed owner is asked first and only"
+    );
+}
+
 /// The owners the index knows, from the admin metrics.
 async fn index_entries(sidecar: &Sidecar) -> f64 {
     let metrics = get(&sidecar.admin_url("/metrics"), &[]).await;
@@ -186,14 +203,7 @@ async fn cached_lists_teach_each_new_page() {
     );
 
     // Page two's last job is node 1's (the order interleaves the nodes).
-    let last = ids.last().expect("jobs listed");
-    clear(&nodes);
-    get(&sidecar.url(&format!("{BASE}/jobs/{last}/status")), &[]).await;
-    assert_eq!(
-        hits(&nodes, last),
-        [0, 1],
-        "the listed owner is asked first and only"
-    );
+    assert_asked_only_owner(&sidecar, &nodes, ids.last().expect("jobs listed"), [0, 1]).await;
 }
 
 /// A page too large to render at once is written first; its owners are
@@ -221,14 +231,7 @@ async fn large_job_lists_teach_owners_once_written() {
     assert_eq!(known, 4000.0, "every listed job's owner is remembered");
 
     // The cluster order interleaves the nodes: the last job is node 1's.
-    let last = ids.last().expect("jobs listed");
-    clear(&nodes);
-    get(&sidecar.url(&format!("{BASE}/jobs/{last}/status")), &[]).await;
-    assert_eq!(
-        hits(&nodes, last),
-        [0, 1],
-        "the listed owner is asked first and only"
-    );
+    assert_asked_only_owner(&sidecar, &nodes, ids.last().expect("jobs listed"), [0, 1]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
