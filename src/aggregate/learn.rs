@@ -51,8 +51,13 @@ impl Learning {
         Learning { pool, list, query }
     }
 
-    /// Learns them (CPU-bound: run it off the request's thread).
+    /// Learns them (CPU-bound: run it off the request's thread), unless
+    /// this list taught them already (the same page of a shared or cached
+    /// list, answered again).
     pub fn run(self) {
+        if self.list.taught(self.query) {
+            return;
+        }
         // Each node met so far, with its address (none when the node is no
         // longer known: its jobs are skipped).
         let mut nodes: Vec<(u32, Option<SocketAddr>)> = Vec::new();
