@@ -325,18 +325,25 @@ impl JobLists {
                 return;
             };
             let ((whole, stats), _) = this.lists.run(key, this.fetch_whole(&path, &headers)).await;
-            let kept = match whole {
+            let refreshed = match whole {
                 Ok(Whole::List(list)) if list.complete() => {
-                    cache.put(key, list.clone(), list.bytes());
-                    true
+                    share::Refreshed::kept(cache.put(key, list.clone(), list.bytes()))
+                }
+                Err(SidecarError::Overloaded { .. }) => {
+                    cache.refresh_later(&key);
+                    share::Refreshed::Deferred
                 }
                 _ => {
                     cache.forget(&key);
-                    false
+                    share::Refreshed::Dropped
                 }
             };
-            debug!(kept, calls = stats.calls, "Cached list refreshed");
-            metrics().cache_refresh(kept);
+            debug!(
+                outcome = refreshed.name(),
+                calls = stats.calls,
+                "Cached list refresh"
+            );
+            metrics().cache_refresh(refreshed.name());
         };
         tokio::spawn(refresh.instrument(debug_span!("cache_refresh")));
     }
@@ -359,9 +366,9 @@ impl JobLists {
                     .await;
                 (result, stats)
             };
-            let kept = this.sharing.refresh(key, fanout).await;
-            debug!(kept, "Cached page refreshed");
-            metrics().cache_refresh(kept);
+            let refreshed = this.sharing.refresh(key, fanout).await;
+            debug!(outcome = refreshed.name(), "Cached page refresh");
+            metrics().cache_refresh(refreshed.name());
         };
         tokio::spawn(refresh.instrument(debug_span!("cache_refresh")));
     }

@@ -7,6 +7,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use crate::aggregate::share::Source;
 use crate::routing::Route;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
@@ -26,9 +27,6 @@ const RATIO_BUCKETS: &[f64] = &[
 
 /// Statuses with a pre-resolved `requests` handle: 100 to 599.
 const STATUSES: std::ops::Range<u16> = 100..600;
-
-/// Where a job-list answer came from (`share::Source::name`).
-const SOURCES: [&str; 4] = ["fanout", "shared", "cache", "stale"];
 
 /// The sidecar's metrics.
 pub struct Metrics {
@@ -53,7 +51,7 @@ pub struct Metrics {
     pub overfetch: Histogram,
     /// Partial job lists served.
     pub partial_answers: IntCounter,
-    /// Job-list answers by source (`SOURCES`), resolved at start.
+    /// Job-list answers by source (`Source::name`), resolved at start.
     answers: Vec<(&'static str, IntCounter)>,
     /// Background refreshes of stale micro-cache entries by outcome.
     cache_refreshes: IntCounterVec,
@@ -170,15 +168,15 @@ impl Metrics {
              stale cache entry served while it is refreshed (stale).",
             &["source"],
         );
-        let answers = SOURCES
+        let answers = Source::ALL
             .iter()
-            .map(|&source| (source, answers.with_label_values(&[source])))
+            .map(|source| (source.name(), answers.with_label_values(&[source.name()])))
             .collect();
         let cache_refreshes = counter(
             "ges_sidecar_cache_refreshes_total",
             "Background refreshes of stale micro-cache entries \
-             (--cache-stale-while-revalidate): kept, or dropped because the refresh \
-             failed or was partial.",
+             (--cache-stale-while-revalidate): kept; dropped because the refresh failed, \
+             was partial or did not fit; deferred because the fan-out cap refused it.",
             &["outcome"],
         );
         let nodes = IntGaugeVec::new(
@@ -271,9 +269,8 @@ impl Metrics {
         }
     }
 
-    /// Records a background cache refresh: `kept` or dropped.
-    pub fn cache_refresh(&self, kept: bool) {
-        let outcome = if kept { "kept" } else { "dropped" };
+    /// Records a background cache refresh by outcome (`Refreshed::name`).
+    pub fn cache_refresh(&self, outcome: &str) {
         self.cache_refreshes.with_label_values(&[outcome]).inc();
     }
 

@@ -174,8 +174,9 @@ async fn index_entries(sidecar: &Sidecar) -> f64 {
     )
 }
 
-/// A cached list remembers which pages taught their owners: a page asked
-/// again is not looked up again, and every new page still teaches its own.
+/// A cached list remembers which pages taught their owners (so a page asked
+/// again skips the lookups, which only shows in CPU time), and every new
+/// page still teaches its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cached_lists_teach_each_new_page() {
     let nodes = start_nodes(2, Dialect::Persistence).await;

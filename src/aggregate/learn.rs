@@ -2,7 +2,7 @@
 //! next, and the owner index then sends the call straight to that node.
 //!
 //! A small page's owners are learned before it is answered. A large page's
-//! are learned after it is written, off the request's thread, from the
+//! owners are learned after it is written, off the request's thread, from the
 //! cluster list the page was written from: for 100000 jobs that takes tens
 //! of milliseconds the client need not wait for. The list (node bodies
 //! included) is then released when the learning ends rather than when the

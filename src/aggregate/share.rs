@@ -33,9 +33,13 @@
 //! its freshness is still served for that long while one refresh runs in
 //! the background ([`Lookup::Stale`]), so pollers never wait for the fan-out
 //! at the end of each window, and the nodes still see one fan-out per
-//! window. Such an answer is older than the freshness by up to the time the
-//! refresh takes. A refresh that fails or comes back partial drops the
-//! entry: the next request fans out itself and sees the failure.
+//! window. The refresh starts at the first request after the window, which
+//! is answered from the old result: a poller that asks often gets results
+//! at most the freshness plus one refresh's time old, but one that asks
+//! rarely can get a result up to the freshness plus the stale window old.
+//! A refresh that fails or comes back partial drops the entry: the next
+//! request fans out itself and sees the failure. One refused by the fan-out
+//! cap leaves the entry for a later request to refresh.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hash, Hasher};
@@ -66,6 +70,18 @@ pub enum Source {
     Stale,
 }
 
+/// How a background refresh of a stale entry ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refreshed {
+    /// The new value replaced the stale one.
+    Kept,
+    /// The refresh failed, was partial, or did not fit: the entry is gone.
+    Dropped,
+    /// The fan-out cap refused it: the stale entry stays, and a later
+    /// lookup starts another refresh.
+    Deferred,
+}
+
 /// The identity of a job-list request (or of a whole list, for any page).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Key(u64, u64);
@@ -81,7 +97,8 @@ pub struct Flights<T> {
 pub struct Cache<T> {
     entries: DashMap<Key, Entry<T>>,
     freshness: Duration,
-    stale: Duration,
+    /// Freshness plus the stale window.
+    usable: Duration,
     max_bytes: usize,
     bytes: AtomicUsize,
 }
@@ -121,6 +138,9 @@ pub struct Sharing {
 // === impl Source ===
 
 impl Source {
+    /// Every source, for metrics.
+    pub const ALL: [Source; 4] = [Source::Fanout, Source::Shared, Source::Cache, Source::Stale];
+
     /// A short name for logs.
     pub fn name(&self) -> &'static str {
         match self {
@@ -128,6 +148,28 @@ impl Source {
             Source::Shared => "shared",
             Source::Cache => "cache",
             Source::Stale => "stale",
+        }
+    }
+}
+
+// === impl Refreshed ===
+
+impl Refreshed {
+    /// `Kept` when `put` kept the value, else `Dropped`.
+    pub fn kept(kept: bool) -> Refreshed {
+        if kept {
+            Refreshed::Kept
+        } else {
+            Refreshed::Dropped
+        }
+    }
+
+    /// A short name for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Refreshed::Kept => "kept",
+            Refreshed::Dropped => "dropped",
+            Refreshed::Deferred => "deferred",
         }
     }
 }
@@ -224,24 +266,27 @@ impl Sharing {
     }
 
     /// Refreshes the stale entry for `key` with `fanout` (or the identical
-    /// fan-out in flight): kept when complete, dropped otherwise. Whether
-    /// it was kept.
-    pub async fn refresh<F>(&self, key: Key, fanout: F) -> bool
+    /// fan-out in flight): kept when complete, dropped otherwise, left for
+    /// a later lookup when the fan-out cap refused it.
+    pub async fn refresh<F>(&self, key: Key, fanout: F) -> Refreshed
     where
         F: std::future::Future<Output = Outcome>,
     {
         let Some(cache) = &self.cache else {
-            return false;
+            return Refreshed::Dropped;
         };
         let (outcome, _) = self.flights.run(key, fanout).await;
         match &outcome.0 {
             Ok(answer) if is_complete(answer) => {
-                cache.put(key, answer.clone(), answer.body.held_bytes());
-                true
+                Refreshed::kept(cache.put(key, answer.clone(), answer.body.held_bytes()))
+            }
+            Err(SidecarError::Overloaded { .. }) => {
+                cache.refresh_later(&key);
+                Refreshed::Deferred
             }
             _ => {
                 cache.forget(&key);
-                false
+                Refreshed::Dropped
             }
         }
     }
@@ -281,7 +326,9 @@ impl<T: Clone> Cache<T> {
         (!freshness.is_zero()).then(|| Cache {
             entries: DashMap::new(),
             freshness,
-            stale,
+            // Past this an entry is of no use (saturating: absurd durations
+            // only mean "never").
+            usable: freshness.saturating_add(stale),
             max_bytes,
             bytes: AtomicUsize::new(0),
         })
@@ -305,7 +352,7 @@ impl<T: Clone> Cache<T> {
             let age = e.at.elapsed();
             if age < self.freshness {
                 Lookup::Fresh(e.value.clone())
-            } else if stale_ok && age < self.freshness + self.stale {
+            } else if stale_ok && age < self.usable {
                 let refresh = !e.refreshing.swap(true, Ordering::AcqRel);
                 Lookup::Stale {
                     value: e.value.clone(),
@@ -316,45 +363,19 @@ impl<T: Clone> Cache<T> {
             }
         });
         if let Some(Lookup::Miss) = found {
-            self.drop_expired(key);
+            self.remove_where(key, |e| e.at.elapsed() >= self.usable);
         }
         found.unwrap_or(Lookup::Miss)
     }
 
-    /// Drops the entry for `key` if it is past any use (one that may still
-    /// be served stale is kept).
-    fn drop_expired(&self, key: &Key) {
-        let done = self.freshness + self.stale;
-        if let Some((_, entry)) = self.entries.remove_if(key, |_, e| e.at.elapsed() >= done) {
-            self.bytes.fetch_sub(entry.size, Ordering::Relaxed);
-        }
-    }
-
-    /// Keeps `value` (of about `size` bytes) when it fits: expired entries
-    /// are dropped to make room; usable ones are never pushed out.
-    pub fn put(&self, key: Key, value: T, size: usize) {
-        if size > self.max_bytes {
+    /// Keeps `value` (of about `size` bytes) when it fits; whether it was
+    /// kept. Room is made from entries past any use, then from stale ones
+    /// no refresh is running for, oldest first; fresh entries are never
+    /// pushed out. A value that does not fit drops the entry it replaces.
+    pub fn put(&self, key: Key, value: T, size: usize) -> bool {
+        if size > self.max_bytes || !self.make_room(&key, size) {
             self.forget(&key);
-            return;
-        }
-        // A refresh replaces the entry: its bytes do not count against the
-        // new one (they are freed by the insert).
-        let fits = |cache: &Self| {
-            let replaced = cache.entries.get(&key).map_or(0, |e| e.size);
-            cache.bytes.load(Ordering::Relaxed).saturating_sub(replaced) + size <= cache.max_bytes
-        };
-        if !fits(self) {
-            let expired: Vec<Key> = self
-                .entries
-                .iter()
-                .filter(|e| e.at.elapsed() >= self.freshness + self.stale)
-                .map(|e| *e.key())
-                .collect();
-            expired.iter().for_each(|k| self.drop_expired(k));
-            if !fits(self) {
-                self.forget(&key);
-                return;
-            }
+            return false;
         }
         self.bytes.fetch_add(size, Ordering::Relaxed);
         let entry = Entry {
@@ -366,11 +387,56 @@ impl<T: Clone> Cache<T> {
         if let Some(old) = self.entries.insert(key, entry) {
             self.bytes.fetch_sub(old.size, Ordering::Relaxed);
         }
+        true
+    }
+
+    /// Frees room for `size` bytes under `key` (whose current entry, being
+    /// replaced, does not count); whether there is room.
+    fn make_room(&self, key: &Key, size: usize) -> bool {
+        let fits = || {
+            let replaced = self.entries.get(key).map_or(0, |e| e.size);
+            self.bytes.load(Ordering::Relaxed).saturating_sub(replaced) + size <= self.max_bytes
+        };
+        if fits() {
+            return true;
+        }
+        // Oldest first: past any use, then stale and not being refreshed.
+        let mut spare: Vec<(Instant, Key)> = self
+            .entries
+            .iter()
+            .filter(|e| e.key() != key && e.at.elapsed() >= self.freshness)
+            .filter(|e| e.at.elapsed() >= self.usable || !e.refreshing.load(Ordering::Acquire))
+            .map(|e| (e.at, *e.key()))
+            .collect();
+        spare.sort_unstable_by_key(|(at, _)| *at);
+        for (_, spare) in spare {
+            if fits() {
+                break;
+            }
+            self.remove_where(&spare, |e| {
+                e.at.elapsed() >= self.freshness && !e.refreshing.load(Ordering::Acquire)
+                    || e.at.elapsed() >= self.usable
+            });
+        }
+        fits()
+    }
+
+    /// Lets the stale entry for `key` be refreshed again later (its refresh
+    /// could not run now).
+    pub fn refresh_later(&self, key: &Key) {
+        if let Some(entry) = self.entries.get(key) {
+            entry.refreshing.store(false, Ordering::Release);
+        }
     }
 
     /// Drops the entry for `key`, if any.
     pub fn forget(&self, key: &Key) {
-        if let Some((_, entry)) = self.entries.remove(key) {
+        self.remove_where(key, |_| true);
+    }
+
+    /// Drops the entry for `key` if `drop` says so.
+    fn remove_where(&self, key: &Key, drop: impl Fn(&Entry<T>) -> bool) {
+        if let Some((_, entry)) = self.entries.remove_if(key, |_, e| drop(e)) {
             self.bytes.fetch_sub(entry.size, Ordering::Relaxed);
         }
     }
@@ -480,29 +546,54 @@ mod tests {
 
     #[test]
     fn stale_entries_are_served_and_refreshed_once() {
+        let freshness = Duration::from_millis(300);
         let cache: Cache<u32> =
-            Cache::new(Duration::from_millis(20), Duration::from_secs(60), 100).expect("a cache");
+            Cache::new(freshness, Duration::from_secs(60), 100).expect("a cache");
         let key = Key::list("/p", &headers("t"));
-        cache.put(key, 1, 10);
+        assert!(cache.put(key, 1, 10));
         assert!(matches!(cache.lookup(&key), Lookup::Fresh(1)));
-        std::thread::sleep(Duration::from_millis(30));
+        std::thread::sleep(freshness + Duration::from_millis(50));
         assert_eq!(cache.get(&key), None, "not fresh");
-        assert!(matches!(
-            cache.lookup(&key),
-            Lookup::Stale {
-                value: 1,
-                refresh: true
-            }
-        ));
-        assert!(matches!(
-            cache.lookup(&key),
-            Lookup::Stale {
-                value: 1,
-                refresh: false
-            }
-        ));
-        cache.put(key, 2, 10);
+        let stale = |refresh| move |l: Lookup<u32>| matches!(l, Lookup::Stale { value: 1, refresh: r } if r == refresh);
+        assert!(
+            stale(true)(cache.lookup(&key)),
+            "the first stale lookup refreshes"
+        );
+        assert!(stale(false)(cache.lookup(&key)), "only the first");
+        cache.refresh_later(&key);
+        assert!(
+            stale(true)(cache.lookup(&key)),
+            "a deferred refresh is asked again"
+        );
+        assert!(cache.put(key, 2, 10));
         assert!(matches!(cache.lookup(&key), Lookup::Fresh(2)));
+    }
+
+    #[test]
+    fn stale_entries_not_being_refreshed_make_room_oldest_first() {
+        let freshness = Duration::from_millis(100);
+        let cache: Cache<u32> =
+            Cache::new(freshness, Duration::from_secs(60), 100).expect("a cache");
+        let keys: Vec<Key> = ["/a", "/b", "/c"]
+            .iter()
+            .map(|p| Key::list(p, &headers("t")))
+            .collect();
+        assert!(cache.put(keys[0], 0, 40));
+        std::thread::sleep(Duration::from_millis(10));
+        assert!(cache.put(keys[1], 1, 40));
+        std::thread::sleep(freshness);
+        // `b` is being refreshed: it stays; `a` is only stale: it goes.
+        assert!(matches!(
+            cache.lookup(&keys[1]),
+            Lookup::Stale { refresh: true, .. }
+        ));
+        assert!(cache.put(keys[2], 2, 40), "room made from a stale entry");
+        assert!(matches!(cache.lookup(&keys[0]), Lookup::Miss));
+        assert!(matches!(cache.lookup(&keys[1]), Lookup::Stale { .. }));
+        assert!(matches!(cache.lookup(&keys[2]), Lookup::Fresh(2)));
+        // Fresh and refreshing entries are never pushed out.
+        let d = Key::list("/d", &headers("t"));
+        assert!(!cache.put(d, 3, 40), "no room left");
     }
 
     #[tokio::test]

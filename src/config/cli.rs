@@ -177,8 +177,9 @@ pub struct ProxyArgs {
     /// Micro-cache: past its freshness, a cached list is still answered
     /// for up to this long while one refresh runs in the background, so no
     /// client waits for the fan-out at the end of a window (RFC 5861's
-    /// stale-while-revalidate). A refresh that fails or is partial drops
-    /// the entry. Needs --cache-freshness; 0 turns it off [default: 0].
+    /// stale-while-revalidate). Answers can then be up to the freshness
+    /// plus this old. A refresh that fails or is partial drops the entry.
+    /// Needs --cache-freshness; 0 turns it off [default: 0].
     #[arg(
         long,
         env = "GES_SIDECAR_CACHE_STALE_WHILE_REVALIDATE",
