@@ -317,7 +317,10 @@ impl JobLists {
     }
 
     /// Refreshes the stale cached list `key` in the background: replaced
-    /// when the new one is complete, dropped otherwise.
+    /// when the new one is complete, left for a later request when the
+    /// fan-out cap refuses the refresh, dropped otherwise (a failure, a
+    /// partial list, or the nodes' common rejection, such as a revoked
+    /// token's).
     fn refresh_list(self: &Arc<Self>, key: share::Key, path: &str, headers: &CallHeaders) {
         let (this, path, headers) = (self.clone(), path.to_string(), headers.clone());
         let refresh = async move {

@@ -554,17 +554,15 @@ mod tests {
         assert!(matches!(cache.lookup(&key), Lookup::Fresh(1)));
         std::thread::sleep(freshness + Duration::from_millis(50));
         assert_eq!(cache.get(&key), None, "not fresh");
-        let stale = |refresh| move |l: Lookup<u32>| matches!(l, Lookup::Stale { value: 1, refresh: r } if r == refresh);
-        assert!(
-            stale(true)(cache.lookup(&key)),
-            "the first stale lookup refreshes"
-        );
-        assert!(stale(false)(cache.lookup(&key)), "only the first");
+        fn stale(lookup: Lookup<u32>, refresh: bool) -> bool {
+            matches!(lookup, Lookup::Stale { value: 1, refresh: r } if r == refresh)
+        }
+        let first = "the first stale lookup refreshes";
+        assert!(stale(cache.lookup(&key), true), "{first}");
+        assert!(stale(cache.lookup(&key), false), "only the first");
         cache.refresh_later(&key);
-        assert!(
-            stale(true)(cache.lookup(&key)),
-            "a deferred refresh is asked again"
-        );
+        let again = "a deferred refresh is asked again";
+        assert!(stale(cache.lookup(&key), true), "{again}");
         assert!(cache.put(key, 2, 10));
         assert!(matches!(cache.lookup(&key), Lookup::Fresh(2)));
     }
