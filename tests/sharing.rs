@@ -288,6 +288,41 @@ async fn a_failed_refresh_drops_the_stale_answer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_refused_by_the_fanout_cap_keeps_the_stale_answer() {
+    let nodes = start_nodes(2, Dialect::Persistence).await;
+    fill_nodes(&nodes, Dialect::Persistence, 5);
+    let mut args = stale_while_revalidate(&nodes, &[]);
+    args.extend(["--max-concurrent-fanouts", "1"].map(String::from));
+    let sidecar = Sidecar::start(&args);
+    let url = sidecar.url(&list_path("?limit=1"));
+    let alice = [("X-Auth-Token", "alice")];
+    assert_eq!(get(&url, &alice).await.status, 200);
+
+    // Bob's fan-out holds the only permit while alice's answer goes stale.
+    let slow = Duration::from_millis(1500);
+    nodes.iter().for_each(|n| n.set_fault(Fault::Delay(slow)));
+    let bob = {
+        let url = url.clone();
+        tokio::spawn(async move { get(&url, &[("X-Auth-Token", "bob")]).await.status })
+    };
+    tokio::time::sleep(FRESH + Duration::from_millis(100)).await;
+    assert_eq!(get(&url, &alice).await.status, 200, "stale");
+    let deferred = r#"ges_sidecar_cache_refreshes_total{outcome="deferred"}"#;
+    assert!(metric_reaches(&sidecar, deferred, 1.0).await);
+    assert_eq!(
+        get(&url, &alice).await.status,
+        200,
+        "the stale answer stays (a fan-out now would be refused)"
+    );
+
+    assert_eq!(bob.await.expect("bob"), 200);
+    nodes.iter().for_each(|n| n.set_fault(Fault::None));
+    assert_eq!(get(&url, &alice).await.status, 200);
+    let kept = r#"ges_sidecar_cache_refreshes_total{outcome="kept"}"#;
+    assert!(metric_reaches(&sidecar, kept, 1.0).await, "refreshed later");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_are_never_cached() {
     let nodes = start_nodes(2, Dialect::Persistence).await;
     let mut args = upstream_args(&nodes);
