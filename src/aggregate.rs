@@ -385,12 +385,13 @@ impl JobLists {
         stats: &mut FanoutStats,
     ) -> Answer {
         stats.partial = !list.complete();
-        let large = render::PageBody::new(list.clone(), query, list.failures());
-        if !body_is_small(&large) {
+        let jobs_bytes = list.page_bytes(query);
+        if jobs_bytes > render::CHUNK_BYTES {
             // Written chunk by chunk from the list; the client may ask about
             // these jobs next: their owners are learned once it is written.
             stats.jobs_returned = list.page_len(query) as u64;
-            let mut answer = self.answer(Body::Page(Arc::new(large)), list.failures());
+            let body = render::PageBody::new(list.clone(), query, jobs_bytes, list.failures());
+            let mut answer = self.answer(Body::Page(Arc::new(body)), list.failures());
             answer.learn_after = Some(learn::Learning::of_page(
                 self.pool.clone(),
                 list.clone(),
@@ -633,11 +634,6 @@ impl JobLists {
 
 /// A node's result and the number of calls it took.
 type Fetched<T> = (Result<T, FailureKind>, u64);
-
-/// Whether a page body is small enough to render at once.
-fn body_is_small(body: &render::PageBody) -> bool {
-    body.len() <= render::CHUNK_BYTES
-}
 
 /// When every node rejected the request with the same status and GES code,
 /// the first node's answer, unchanged.

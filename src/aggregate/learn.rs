@@ -58,20 +58,10 @@ impl Learning {
         if self.list.taught(self.query) {
             return;
         }
-        // Each node met so far, with its address (none when the node is no
-        // longer known: its jobs are skipped).
-        let mut nodes: Vec<(u32, Option<SocketAddr>)> = Vec::new();
-        let jobs = self.list.page_jobs(self.query).filter_map(|job| {
-            let addr = match nodes.iter().find(|(node, _)| *node == job.node) {
-                Some(&(_, addr)) => addr,
-                None => {
-                    let addr = self.list.addr_of(job.node);
-                    nodes.push((job.node, addr));
-                    addr
-                }
-            };
-            Some((job.id(), addr?))
-        });
+        let jobs = self
+            .list
+            .page_jobs(self.query)
+            .filter_map(|job| Some((job.id(), self.list.addr_of(job.node)?)));
         self.pool.owners().learn_all(jobs);
         self.list.mark_taught(self.query);
     }

@@ -111,6 +111,17 @@ impl ClusterList {
         self.order.len() as u64
     }
 
+    /// The bytes of the page `query`'s jobs as rendered: the objects and
+    /// the commas between them (read from the list; no page is collected).
+    pub fn page_bytes(&self, query: PageQuery) -> usize {
+        let (bytes, jobs) = self
+            .page_jobs(query)
+            .fold((0usize, 0usize), |(bytes, jobs), job| {
+                (bytes + job.bytes.len(), jobs + 1)
+            });
+        bytes + jobs.saturating_sub(1)
+    }
+
     /// How many jobs the page `query` holds.
     pub fn page_len(&self, query: PageQuery) -> usize {
         self.places(query).len()

@@ -90,16 +90,16 @@ impl From<Bytes> for Body {
 // === impl PageBody ===
 
 impl PageBody {
-    /// The body of the page `query` of `list` (its length is summed from
-    /// the list, so no page of jobs is collected).
-    pub fn new(list: Arc<ClusterList>, query: PageQuery, failures: &[NodeFailure]) -> PageBody {
+    /// The body of the page `query` of `list`, whose jobs take
+    /// `jobs_bytes` rendered ([`ClusterList::page_bytes`]).
+    pub fn new(
+        list: Arc<ClusterList>,
+        query: PageQuery,
+        jobs_bytes: usize,
+        failures: &[NodeFailure],
+    ) -> PageBody {
         let tail = tail(list.total(), failures);
-        let (mut bytes, mut jobs) = (0usize, 0usize);
-        for job in list.page_jobs(query) {
-            bytes += job.bytes.len();
-            jobs += 1;
-        }
-        let len = HEAD.len() + bytes + jobs.saturating_sub(1) + tail.len();
+        let len = HEAD.len() + jobs_bytes + tail.len();
         PageBody {
             list,
             query,
@@ -234,7 +234,9 @@ mod tests {
                 let page = list.page(query);
                 assert_eq!(page.total, 2700, "IDs repeat after 900 on each node");
                 let whole = render(&page, &failures);
-                let body = Body::Page(Arc::new(PageBody::new(list.clone(), query, &failures)));
+                let jobs_bytes = list.page_bytes(query);
+                let body = PageBody::new(list.clone(), query, jobs_bytes, &failures);
+                let body = Body::Page(Arc::new(body));
                 assert_eq!(body.len(), whole.len());
                 let chunks: Vec<Bytes> = body.chunks().collect();
                 assert!(chunks.iter().all(|c| c.len() < CHUNK_BYTES + 1024));

@@ -400,12 +400,10 @@ impl<T: Clone> Cache<T> {
         if fits() {
             return true;
         }
-        // Oldest first: past any use, then stale and not being refreshed.
         let mut spare: Vec<(Instant, Key)> = self
             .entries
             .iter()
-            .filter(|e| e.key() != key && e.at.elapsed() >= self.freshness)
-            .filter(|e| e.at.elapsed() >= self.usable || !e.refreshing.load(Ordering::Acquire))
+            .filter(|e| e.key() != key && self.is_spare(e))
             .map(|e| (e.at, *e.key()))
             .collect();
         spare.sort_unstable_by_key(|(at, _)| *at);
@@ -413,12 +411,16 @@ impl<T: Clone> Cache<T> {
             if fits() {
                 break;
             }
-            self.remove_where(&spare, |e| {
-                e.at.elapsed() >= self.freshness && !e.refreshing.load(Ordering::Acquire)
-                    || e.at.elapsed() >= self.usable
-            });
+            self.remove_where(&spare, |e| self.is_spare(e));
         }
         fits()
+    }
+
+    /// Whether `entry` may make room: past any use, or stale with no
+    /// refresh running.
+    fn is_spare(&self, entry: &Entry<T>) -> bool {
+        let age = entry.at.elapsed();
+        age >= self.usable || age >= self.freshness && !entry.refreshing.load(Ordering::Acquire)
     }
 
     /// Lets the stale entry for `key` be refreshed again later (its refresh
